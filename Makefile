@@ -1,0 +1,36 @@
+# Two commands do all the set-up: `make run` and `make test` (see README).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DATA   ?= data
+APT_TOOLS := chromium hydra nmap gobuster sqlmap wrk slowhttptest sslscan tshark fail2ban age nftables nginx-light iptables iproute2 testssl.sh
+
+.PHONY: run test setup test-tools lint bench
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(VENV)/bin/medvault init --data-dir $(DATA)
+	$(VENV)/bin/medvault serve --data-dir $(DATA)
+
+# Attack tools, the browser and the peers the tests measure against come from Debian.
+test-tools:
+	@missing=""; for p in $(APT_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else echo "missing Debian packages (run as root to install):$$missing"; fi; \
+	fi
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup test-tools lint
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	for b in bench/*.py; do $(PY) $$b || exit 1; done

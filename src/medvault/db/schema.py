@@ -1,0 +1,105 @@
+"""Table definitions. Ciphertext columns are LargeBinary; ids are UUID text so both back-ends agree."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("profession", String(64)),
+    Column("status", String(16), nullable=False),  # invited | active | disabled
+    Column("created_at", Float, nullable=False),
+    Column("salt", LargeBinary),
+    Column("verifier_hash", LargeBinary),
+    Column("x25519_public", LargeBinary),
+    Column("ed25519_public", LargeBinary),
+    Column("public_signature", LargeBinary),
+    Column("keys_by_password", LargeBinary),
+    Column("keys_by_recovery", LargeBinary),
+    Column("retired_keys", LargeBinary),  # keys before an administrator's reset, under the old recovery key
+    Column("key_generation", Integer, nullable=False, default=0),
+)
+
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("code_hash", LargeBinary, primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used", Boolean, nullable=False, default=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", LargeBinary, primary_key=True),  # SHA-256 of the cookie token
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("keys_by_session", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("ip", String(64), nullable=False),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("owner_id", String(36), ForeignKey("users.id"), nullable=False, index=True),
+    Column("uploader_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("blob", String(80), nullable=False),
+    Column("stream_header", LargeBinary, nullable=False),
+    Column("sealed_metadata", LargeBinary, nullable=False),
+    Column("sealed_manifest", LargeBinary, nullable=False),
+)
+
+record_keys = Table(
+    "record_keys",
+    metadata,
+    Column("record_id", String(36), ForeignKey("records.id", ondelete="CASCADE"), primary_key=True),
+    Column("reader_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("granted_at", Float, nullable=False),
+)
+Index("ix_record_keys_reader", record_keys.c.reader_id, record_keys.c.granted_at)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor_id", String(36)),
+    Column("action", String(32), nullable=False),
+    Column("record_id", String(36)),
+    Column("ip", String(64)),
+    Column("entry_hash", String(64), nullable=False),
+)
+
+bans = Table(
+    "bans",
+    metadata,
+    Column("network", String(64), primary_key=True),
+    Column("jail", String(64), nullable=False),
+    Column("until", Float, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("reason", Text),
+)

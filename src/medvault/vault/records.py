@@ -1,0 +1,203 @@
+"""Records at rest: sealed content blob + sealed metadata + sealed signed manifest + wrapped data keys.
+
+Uploads are encrypted as they stream in (no plaintext temp file); the row that makes a record visible is
+committed only after its blob is durably in place. Reads verify the signed manifest and key commitment, and
+hand out content only chunk by verified chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, delete, insert, select
+
+from medvault.blobs.store import BlobStore
+from medvault.crypto import CryptoError
+from medvault.crypto.envelope import (
+    DataKey,
+    metadata_digest,
+    sign_manifest,
+    unwrap_data_key,
+    verify_manifest,
+    wrap_data_key,
+)
+from medvault.crypto.keyring import PrivateKeys, open_sealed, seal
+from medvault.crypto.stream import StreamDecryptor, StreamEncryptor
+from medvault.db.schema import record_keys, records, users
+from medvault.vault import IntegrityError, RecordNotFound, TooLarge, VaultError
+from medvault.vault.metadata import clean_filename, validate_metadata
+
+
+def _content_ad(record_id: str, version: int) -> bytes:
+    return f"medvault/record-content/v1:{record_id}:{version}".encode()
+
+
+def _meta_ad(record_id: str, version: int, kind: str) -> bytes:
+    return f"medvault/record-{kind}/v1:{record_id}:{version}".encode()
+
+
+class Upload:
+    """One record being received: feed plaintext with `write`, then `finish` or `abort`."""
+
+    def __init__(self, vault: Vault, owner_id: str, max_bytes: int):
+        self.record_id = str(uuid.uuid4())
+        self.version = 1
+        self._vault = vault
+        self._owner_id = owner_id
+        self._max = max_bytes
+        self._key = DataKey.generate()
+        self._enc = StreamEncryptor(self._key.content_key, _content_ad(self.record_id, self.version))
+        self._blob = vault.blobs.create()
+        self._blob.write(self._enc.header())
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self._max:
+            raise TooLarge(f"File exceeds the upload limit of {self._max} bytes")
+        self._sha.update(data)
+        self._blob.write(self._enc.update(data))
+
+    def finish(self, metadata: dict, filename: str | None, content_type: str | None,
+               uploader_id: str, uploader_keys: PrivateKeys) -> str:
+        if self.size == 0:
+            raise VaultError("The file is empty")
+        meta = validate_metadata(metadata)
+        meta["filename"] = clean_filename(filename)
+        meta["content_type"] = (content_type or "application/octet-stream")[:100]
+        self._blob.write(self._enc.finalize())
+        manifest = sign_manifest({
+            "record_id": self.record_id, "version": self.version, "sha256": self._sha.hexdigest(),
+            "size": self.size, "metadata_sha256": metadata_digest(meta), "key_commitment": self._key.commitment,
+            "signer": uploader_id,
+        }, uploader_keys.ed25519)
+        mkey = self._key.metadata_key
+        row = {
+            "id": self.record_id, "version": self.version, "owner_id": self._owner_id,
+            "uploader_id": uploader_id, "created_at": time.time(), "size": self.size,
+            "stream_header": self._enc.header(),
+            "sealed_metadata": seal(mkey, json.dumps(meta).encode(), _meta_ad(self.record_id, self.version, "meta")),
+            "sealed_manifest": seal(mkey, json.dumps(manifest).encode(),
+                                    _meta_ad(self.record_id, self.version, "manifest")),
+        }
+        row["blob"] = self._blob.commit()
+        try:
+            self._vault.insert(row, self._key, readers=[self._owner_id])
+        except Exception:
+            self._vault.blobs.delete(row["blob"])
+            raise
+        return self.record_id
+
+    def abort(self) -> None:
+        self._blob.abort()
+
+
+@dataclass
+class OpenRecord:
+    id: str
+    owner_id: str
+    uploader_id: str
+    created_at: float
+    size: int
+    metadata: dict
+    signed_by: str
+    signature_valid: bool
+    decryptor: StreamDecryptor
+    blob: str
+
+    def as_json(self) -> dict:
+        return {"id": self.id, **self.metadata, "size": self.size, "uploaded_at": self.created_at,
+                "signed_by": self.signed_by, "signature_valid": self.signature_valid}
+
+
+class Vault:
+    def __init__(self, engine: Engine, blobs: BlobStore):
+        self._engine = engine
+        self.blobs = blobs
+
+    def begin_upload(self, owner_id: str, max_bytes: int) -> Upload:
+        return Upload(self, owner_id, max_bytes)
+
+    def insert(self, row: dict, key: DataKey, readers: list[str]) -> None:
+        with self._engine.begin() as conn:
+            publics = dict(conn.execute(select(users.c.id, users.c.x25519_public).where(users.c.id.in_(readers))).all())
+            conn.execute(insert(records).values(**row))
+            for reader in readers:
+                conn.execute(insert(record_keys).values(
+                    record_id=row["id"], reader_id=reader, granted_at=row["created_at"],
+                    wrapped_key=wrap_data_key(key, publics[reader], row["id"], reader)))
+
+    def readable_ids(self, reader_id: str, limit: int, after: float | None) -> list[tuple[str, float]]:
+        query = select(record_keys.c.record_id, record_keys.c.granted_at).where(record_keys.c.reader_id == reader_id)
+        if after is not None:
+            query = query.where(record_keys.c.granted_at < after)
+        query = query.order_by(record_keys.c.granted_at.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            return [(r.record_id, r.granted_at) for r in conn.execute(query)]
+
+    def open(self, record_id: str, reader_id: str, keys: PrivateKeys) -> OpenRecord:
+        """Unwrap, decrypt and verify one record's metadata and manifest for a reader."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(records, record_keys.c.wrapped_key, users.c.username, users.c.ed25519_public)
+                .join(record_keys, record_keys.c.record_id == records.c.id)
+                .join(users, users.c.id == records.c.uploader_id)
+                .where(records.c.id == record_id, record_keys.c.reader_id == reader_id)
+            ).first()
+        if row is None:
+            raise RecordNotFound
+        try:
+            key = unwrap_data_key(row.wrapped_key, keys.x25519, row.id, reader_id)
+            mkey = key.metadata_key
+            meta = json.loads(open_sealed(mkey, row.sealed_metadata, _meta_ad(row.id, row.version, "meta")))
+            manifest = json.loads(open_sealed(mkey, row.sealed_manifest, _meta_ad(row.id, row.version, "manifest")))
+            decryptor = StreamDecryptor(key.content_key, _content_ad(row.id, row.version), row.stream_header, row.size)
+        except (CryptoError, ValueError):
+            raise IntegrityError from None
+        body = manifest.get("manifest", {})
+        valid = (
+            verify_manifest(manifest, row.ed25519_public)
+            and body.get("record_id") == row.id
+            and body.get("size") == row.size
+            and body.get("metadata_sha256") == metadata_digest(meta)
+            and body.get("key_commitment") == key.commitment
+        )
+        return OpenRecord(row.id, row.owner_id, row.uploader_id, row.created_at, row.size, meta, row.username,
+                          valid, decryptor, row.blob)
+
+    def read_range(self, record: OpenRecord, start: int, end: int) -> Iterator[bytes]:
+        """Yield verified plaintext of [start, end); raises IntegrityError at the first bad chunk."""
+        dec = record.decryptor
+        try:
+            handle = self.blobs.open(record.blob)
+        except OSError:
+            raise IntegrityError from None
+        with handle:
+            for index, lo, hi in dec.chunks_for_range(start, end):
+                handle.seek(dec.chunk_offset(index))
+                sealed = handle.read(dec.sealed_length(index))
+                try:
+                    plain = dec.open_chunk(index, sealed)
+                except CryptoError:
+                    raise IntegrityError from None
+                yield plain[lo:hi]
+
+    def delete(self, record_id: str, owner_id: str) -> None:
+        with self._engine.begin() as conn:
+            blob = conn.execute(select(records.c.blob).where(records.c.id == record_id,
+                                                             records.c.owner_id == owner_id)).scalar()
+            if blob is None:
+                raise RecordNotFound
+            conn.execute(delete(record_keys).where(record_keys.c.record_id == record_id))
+            conn.execute(delete(records).where(records.c.id == record_id))
+        self.blobs.delete(blob)
+
+    def referenced_blobs(self) -> set[str]:
+        with self._engine.connect() as conn:
+            return set(conn.execute(select(records.c.blob)).scalars())

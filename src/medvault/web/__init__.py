@@ -1,0 +1,1 @@
+"""The ASGI application: JSON API under /api/v1, server-rendered pages, and the middleware around them."""

@@ -1,0 +1,39 @@
+"""Assembles the ASGI app: routes, error handlers and the middleware list, outermost first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from medvault.auth import AuthError
+from medvault.core import MedVault
+from medvault.guard.refusal import Refused
+from medvault.vault import VaultError
+from medvault.web import api, errors, pages
+from medvault.web.accesslog import AccessLog
+from medvault.web.clientip import ClientIP
+from medvault.web.headers import SecurityHeaders
+
+
+def create_app(medvault: MedVault, guard=None) -> Starlette:
+    settings = medvault.settings
+    routes = [
+        *api.routes,
+        *pages.routes,
+        Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
+    ]
+    middleware = [
+        Middleware(ClientIP, trusted_proxies=settings.trusted_proxies),
+        Middleware(AccessLog, log_dir=settings.log_dir),
+        Middleware(SecurityHeaders),
+    ]
+    handlers = {exc: errors.handle for exc in (HTTPException, AuthError, VaultError, Refused, Exception)}
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
+    app.state.medvault = medvault
+    app.state.guard = guard
+    return app

@@ -1,0 +1,44 @@
+"""The API's OpenAPI description, kept next to the routes it documents (a test checks they agree)."""
+
+_ERR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _op(summary: str, ok: str = "200", body: str | None = None) -> dict:
+    op: dict = {"summary": summary, "responses": {ok: {"description": "OK"}, "4XX": _ERR}}
+    if body:
+        op["requestBody"] = {"required": True, "content": {body: {"schema": {"type": "object"}}}}
+    return op
+
+
+OPENAPI = {
+    "openapi": "3.1.0",
+    "info": {"title": "MedVault API", "version": "1"},
+    "components": {
+        "schemas": {"Error": {"type": "object", "properties": {"detail": {"type": "string"}}}},
+        "securitySchemes": {
+            "session": {"type": "apiKey", "in": "cookie", "name": "mv_session"},
+            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+        },
+    },
+    "paths": {
+        "/api/v1/login": {"post": _op("Sign in; sets the session cookie, returns csrf_token", body="application/json")},
+        "/api/v1/logout": {"post": _op("Sign out this session")},
+        "/api/v1/me": {"get": _op("The signed-in user and key fingerprint")},
+        "/api/v1/sessions": {"get": _op("This user's active sessions")},
+        "/api/v1/sessions/revoke-all": {"post": _op("Log out everywhere")},
+        "/api/v1/invitations/accept": {"post": _op("Accept an invitation; returns the recovery key once", "201",
+                                                   "application/json")},
+        "/api/v1/account/password": {"post": _op("Change password (re-wraps keys only)", body="application/json")},
+        "/api/v1/account/recover": {"post": _op("Reset password with the recovery key", body="application/json")},
+        "/api/v1/records": {
+            "get": _op("Records readable by the user, newest first, cursor-paginated"),
+            "post": _op("Upload a record (parts: file, metadata)", "201", "multipart/form-data"),
+        },
+        "/api/v1/records/{id}": {
+            "get": _op("Metadata, signer and signature check of one record"),
+            "delete": _op("Delete a record (owner only)", "204"),
+        },
+        "/api/v1/records/{id}/content": {"get": _op("The record's bytes; single Range requests supported")},
+        "/api/v1/openapi.json": {"get": _op("This document")},
+    },
+}
