@@ -34,10 +34,11 @@ _env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")
 FORM_LIMIT = 16 * 1024
 
 
-def render(request: Request, name: str, status: int = 200, headers: dict | None = None, **context) -> HTMLResponse:
+def render(request: Request, name: str, status_code: int = 200, headers: dict | None = None,
+           **context) -> HTMLResponse:
     session = current_session(request)
     html = _env.get_template(name).render(request=request, session=session, **context)
-    return HTMLResponse(html, status, headers=headers)
+    return HTMLResponse(html, status_code, headers=headers)
 
 
 def render_error(request: Request, status: int, detail: str, headers: dict | None = None) -> HTMLResponse:

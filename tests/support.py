@@ -1,0 +1,119 @@
+"""Test support: a real MedVault process on free loopback ports, over real TLS, with real accounts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+BIN = Path(sys.executable).with_name("medvault")
+ON_CI = bool(os.environ.get("CI"))
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; on CI a missing tool fails the test instead of skipping it."""
+    path = shutil.which(name)
+    if path is None:
+        if ON_CI:
+            pytest.fail(f"{name} is required on CI (make test-tools installs it)")
+        pytest.skip(f"{name} not installed (would fail on CI)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(data_dir: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run([str(BIN), *args, "--data-dir", str(data_dir)], capture_output=True, text=True,
+                            env=full_env, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"medvault {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+class Server:
+    """`medvault serve` in its own process; `client()` speaks HTTPS verified against its own certificate."""
+
+    def __init__(self, data_dir: Path, env: dict | None = None):
+        self.data_dir = data_dir
+        self.https_port = free_port()
+        self.http_port = free_port()
+        self.tmp_dir = data_dir.parent / f"{data_dir.name}-tmp"
+        self.tmp_dir.mkdir(exist_ok=True)
+        self.env = {**os.environ, "TMPDIR": str(self.tmp_dir), **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    def init(self) -> str:
+        return cli(self.data_dir, "init", env=self.env).stdout
+
+    def start(self) -> Server:
+        log = (self.data_dir.parent / f"{self.data_dir.name}-server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [str(BIN), "serve", "--data-dir", str(self.data_dir), "--https-port", str(self.https_port),
+             "--http-port", str(self.http_port)], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.https_port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("server did not start within 20 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.data_dir / "tls" / "cert.pem"))
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.base, verify=self.ssl_context(), timeout=60, **kwargs)
+
+    def invite(self, name: str, role: str = "patient", *extra: str) -> str:
+        out = cli(self.data_dir, "user", "invite", name, "--role", role, "--json", *extra, env=self.env)
+        return json.loads(out.stdout)["code"]
+
+    def account(self, name: str, role: str = "patient", password: str = "correct horse battery") -> dict:
+        """Invite, accept and log in; return a dict with client, csrf token, recovery key and password."""
+        code = self.invite(name, role)
+        client = self.client()
+        accepted = client.post("/api/v1/invitations/accept", json={"code": code, "password": password})
+        assert accepted.status_code == 201, accepted.text
+        login = client.post("/api/v1/login", json={"username": name, "password": password})
+        assert login.status_code == 200, login.text
+        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        return {"client": client, "recovery_key": accepted.json()["recovery_key"], "password": password,
+                "name": name}
+
+
+def upload(client: httpx.Client, content: bytes, filename: str = "scan.pdf", metadata: dict | None = None,
+           content_type: str = "application/pdf") -> httpx.Response:
+    files = {"file": (filename, content, content_type)}
+    data = {"metadata": json.dumps(metadata)} if metadata is not None else None
+    return client.post("/api/v1/records", files=files, data=data)
