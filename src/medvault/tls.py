@@ -57,7 +57,6 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(TLS12_SUITES)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
-    ctx.set_ecdh_curve("prime256v1")
     ctx.load_cert_chain(cert_path, key_path)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx

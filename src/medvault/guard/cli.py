@@ -1,0 +1,87 @@
+"""`medvault guard …` commands: a thin Typer layer over the filter engine and the runner.
+
+`test-filter` mirrors `fail2ban-regex` so operators can check a filter against a log before
+enabling a jail; `run` starts the standalone daemon.  Bad input is reported on stderr with exit
+code 2 (usage error), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medvault.guard.errors import GuardError
+from medvault.guard.filterfile import load_filter, resolve_filter_path
+from medvault.guard.matcher import IGNORED, Failure, Filter
+from medvault.guard.runner import Guard, load_config
+
+guard_app = typer.Typer(help="Log-based intrusion prevention (fail2ban-compatible filters).",
+                        no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@guard_app.command("test-filter")
+def test_filter(
+    filter_spec: Annotated[str, typer.Argument(
+        metavar="FILTER",
+        help="Filter file, or a name in /etc/fail2ban/filter.d, e.g. 'sshd[mode=aggressive]'.")],
+    logfile: Annotated[Path, typer.Argument(metavar="LOGFILE", help="Log file to match.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    print_matched: Annotated[bool, typer.Option("--print-matched", help="Print matched lines.")] = False,
+) -> None:
+    """Run FILTER over LOGFILE and count matched, ignored and missed lines, like fail2ban-regex."""
+    try:
+        path, opts = resolve_filter_path(filter_spec)
+        flt = Filter(load_filter(path, opts))
+        handle = logfile.open(encoding="utf-8", errors="replace")
+    except GuardError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot read {logfile}: {exc.strerror}") from None
+    now = time.time()
+    counts = Counter()
+    hosts: Counter[str] = Counter()
+    with handle:
+        for line in handle:
+            counts["lines"] += 1
+            got = flt.match(line, now)
+            if isinstance(got, Failure):
+                counts["matched"] += 1
+                hosts[got.host] += 1
+                if print_matched and not as_json:
+                    typer.echo(line.rstrip("\n"))
+            elif got is IGNORED:
+                counts["ignored"] += 1
+            else:
+                counts["missed"] += 1
+    summary = {k: counts[k] for k in ("lines", "matched", "ignored", "missed")}
+    if as_json:
+        typer.echo(json.dumps({**summary, "hosts": dict(hosts.most_common())}))
+        return
+    typer.echo(f"Lines: {summary['lines']}, {summary['matched']} matched, "
+               f"{summary['ignored']} ignored, {summary['missed']} missed")
+    for host, n in hosts.most_common():
+        typer.echo(f"  {host}: {n}")
+
+
+@guard_app.command("run")
+def run(
+    config: Annotated[Path, typer.Option("--config", help="Guard TOML configuration.")],
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Process what the logs hold now, then exit.")] = False,
+) -> None:
+    """Tail the configured logs, ban offenders with the jails' actions, persist state."""
+    try:
+        guard = Guard(load_config(config))
+        guard.run(duration, once=once)
+    except GuardError as exc:
+        raise _fail(str(exc)) from None

@@ -1,0 +1,114 @@
+"""The `guard` CLI: test-filter output and errors, and `run` end to end."""
+
+import json
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from medvault.guard.cli import guard_app
+
+FILTERS = Path(__file__).resolve().parents[2] / "src/medvault/guard/filters"
+runner = CliRunner()
+
+ACCESS_LOG = """\
+127.0.0.1 - - [26/Nov/2026:01:53:40 +0000] "GET /x HTTP/1.1" 404 12 "-" "curl/8"
+192.0.2.1 - - [26/Nov/2026:01:53:41 +0000] "GET /.env HTTP/1.1" 404 12 "-" "curl/8"
+192.0.2.1 - - [26/Nov/2026:01:53:42 +0000] "GET /wp-login.php HTTP/1.1" 404 12 "-" "curl/8"
+192.0.2.3 - - [26/Nov/2026:01:53:43 +0000] "GET / HTTP/1.1" 200 12 "-" "sqlmap/1.7#stable"
+"""
+
+
+def test_test_filter_json(tmp_path: Path) -> None:
+    """--json prints one object with line counts and matches per host."""
+    log = tmp_path / "access.log"
+    log.write_text(ACCESS_LOG, encoding="utf-8")
+    result = runner.invoke(guard_app, ["test-filter", str(FILTERS / "medvault-scan.conf"), str(log), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data == {"lines": 4, "matched": 3, "ignored": 0, "missed": 1,
+                    "hosts": {"192.0.2.1": 2, "192.0.2.3": 1}}
+
+
+def test_test_filter_text_and_print_matched(tmp_path: Path) -> None:
+    """The text summary counts lines and --print-matched echoes the matched lines."""
+    log = tmp_path / "access.log"
+    log.write_text(ACCESS_LOG, encoding="utf-8")
+    result = runner.invoke(guard_app, ["test-filter", str(FILTERS / "medvault-scan.conf"), str(log),
+                                       "--print-matched"])
+    assert result.exit_code == 0
+    assert "Lines: 4, 3 matched, 0 ignored, 1 missed" in result.stdout
+    assert "/.env" in result.stdout and '"GET /x ' not in result.stdout
+
+
+def test_test_filter_missing_log_exits_2(tmp_path: Path) -> None:
+    """A missing log file is reported on stderr with exit code 2."""
+    result = runner.invoke(guard_app, ["test-filter", str(FILTERS / "medvault-scan.conf"),
+                                       str(tmp_path / "nope.log")])
+    assert result.exit_code == 2 and "cannot read" in result.stderr
+
+
+def test_test_filter_bad_filter_exits_2(tmp_path: Path) -> None:
+    """A filter without a host group or that does not exist exits with code 2 and a message."""
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[Definition]\nfailregex = ^no host here\n", encoding="utf-8")
+    log = tmp_path / "a.log"
+    log.write_text("x\n", encoding="utf-8")
+    for spec in (str(bad), "no-such-filter-anywhere"):
+        result = runner.invoke(guard_app, ["test-filter", spec, str(log)])
+        assert result.exit_code == 2 and "error:" in result.stderr, spec
+
+
+def _syslog(t: float) -> str:
+    return time.strftime("%b %d %H:%M:%S", time.localtime(t))
+
+
+def test_run_bans_sshd_seed_case_end_to_end(tmp_path: Path) -> None:
+    """run --config bans the sshd attackers through a command action, once, and resumes without repeats."""
+    now = time.time()
+    attacker, scanner, innocent = "203.0.113.5", "203.0.113.6", "198.51.100.1"
+    lines = [
+        f"{_syslog(now - 5)} host sshd[1]: Failed password for root from {attacker} port 1 ssh2",
+        f"{_syslog(now - 4)} host sshd[2]: Failed password for invalid user admin from {attacker} port 2 ssh2",
+        f"{_syslog(now - 3)} host sshd[3]: Invalid user oracle from {attacker} port 3",
+        f"{_syslog(now - 5)} host sshd[4]: Did not receive identification string from {scanner}",
+        f"{_syslog(now - 4)} host sshd[5]: Did not receive identification string from {scanner}",
+        f"{_syslog(now - 3)} host sshd[6]: Did not receive identification string from {scanner}",
+        f"{_syslog(now - 2)} host sshd[7]: Failed password for bob from {innocent} port 4 ssh2",
+        f"{_syslog(now - 1)} host sshd[8]: Accepted password for bob from {innocent} port 5 ssh2",
+    ]
+    log = tmp_path / "auth.log"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    banned = tmp_path / "banned.txt"
+    config = tmp_path / "guard.toml"
+    config.write_text(f"""
+state_file = "{tmp_path / 'state.json'}"
+poll_interval = 0.05
+
+[jails.sshd]
+filter = "sshd[mode=aggressive]"
+logpath = "{log}"
+maxretry = 3
+findtime = 600
+bantime = 3600
+ignoreip = ["127.0.0.0/8"]
+
+[jails.sshd.action]
+actionban = "sh -c 'echo \\"$0\\" >> {banned}' <ip>"
+""", encoding="utf-8")
+    result = runner.invoke(guard_app, ["run", "--config", str(config), "--once"])
+    assert result.exit_code == 0, result.output
+    assert sorted(banned.read_text(encoding="utf-8").split()) == [attacker, scanner]
+    state = json.loads((tmp_path / "state.json").read_text(encoding="utf-8"))
+    assert {b[0] for b in state["banlist"]["bans"]} == {f"{attacker}/32", f"{scanner}/32"}
+    result = runner.invoke(guard_app, ["run", "--config", str(config), "--duration", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert len(banned.read_text(encoding="utf-8").split()) == 2
+
+
+def test_run_bad_config_exits_2(tmp_path: Path) -> None:
+    """A config without jails names the missing key and exits with code 2."""
+    config = tmp_path / "guard.toml"
+    config.write_text("poll_interval = 1\n", encoding="utf-8")
+    result = runner.invoke(guard_app, ["run", "--config", str(config), "--once"])
+    assert result.exit_code == 2 and "jails" in result.stderr
