@@ -7,6 +7,8 @@ import logging
 
 from medvault.core import MedVault
 from medvault.db.engine import migrate
+from medvault.guard.service import ServerGuard
+from medvault.guard.store import BanStore
 from medvault.server import serve
 from medvault.web.app import create_app
 
@@ -17,5 +19,9 @@ def run_server(medvault: MedVault) -> None:
     removed = medvault.sweep_leftovers()
     if removed:
         logging.getLogger("medvault").warning("removed %d leftovers of an interrupted upload", removed)
-    app = create_app(medvault)
-    asyncio.run(serve(medvault, app, on_event=lambda kind, ip: medvault.events.emit(kind, ip)))
+    guard = None
+    if medvault.settings.guard_enabled:
+        guard = ServerGuard(BanStore(medvault.engine), ignoreip=medvault.settings.trusted_proxies)
+        medvault.events.listeners.append(guard.on_event)
+    app = create_app(medvault, guard)
+    asyncio.run(serve(medvault, app, guard))

@@ -13,41 +13,83 @@ import contextlib
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Callable
 
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from medvault.core import MedVault
+from medvault.guard.policy import GuardPolicy
+from medvault.guard.service import ServerGuard
 from medvault.tls import server_context
 
 log = logging.getLogger("medvault")
 
-IsRefused = Callable[[str], bool]
+IsRefused = Callable[[str], bool]  # (client ip) -> drop before TLS
 OnEvent = Callable[[str, str], None]  # (event kind, client ip)
 
 
 class _LoggingSSLProtocol(asyncio.sslproto.SSLProtocol):
     """asyncio's TLS protocol, reporting failed handshakes with the peer's address."""
 
-    def __init__(self, *args, peer: str, on_event: OnEvent, **kwargs):
+    def __init__(self, *args, peer: str, on_event: OnEvent, on_failed: Callable[[], None], **kwargs):
         super().__init__(*args, **kwargs)
         self._peer = peer
         self._on_event = on_event
+        self._on_failed = on_failed
 
     def _on_handshake_complete(self, handshake_exc):
         if handshake_exc is not None:
             self._on_event("tls-handshake-failure", self._peer)
+            self._on_failed()  # the HTTP protocol never saw this connection, so it cannot count it out
         return super()._on_handshake_complete(handshake_exc)
 
 
-def gated_tls_protocol(inner_class: type, context: ssl.SSLContext, is_refused: IsRefused, on_event: OnEvent):
-    """Build a uvicorn protocol class that checks the ban list, then starts TLS, then speaks HTTP."""
+class ConnectionLimits:
+    """Open connections per address (capped) and the deadline for a connection's first request head."""
+
+    def __init__(self, per_ip: int, header_timeout: float):
+        self.per_ip = per_ip
+        self.header_timeout = header_timeout
+        self.open: dict[str, int] = {}
+
+    def enter(self, ip: str) -> bool:
+        if self.open.get(ip, 0) >= self.per_ip:
+            return False
+        self.open[ip] = self.open.get(ip, 0) + 1
+        return True
+
+    def leave(self, ip: str) -> None:
+        left = self.open.get(ip, 1) - 1
+        if left:
+            self.open[ip] = left
+        else:
+            self.open.pop(ip, None)
+
+
+def gated_tls_protocol(inner_class: type, context: ssl.SSLContext, is_refused: IsRefused, on_event: OnEvent,
+                       limits: ConnectionLimits):
+    """Build a uvicorn protocol class: ban check and connection cap, then TLS, then HTTP with a header deadline."""
+
+    class TrackedHTTP(inner_class):
+        peer = "0.0.0.0"  # noqa: S104 - replaced per connection
+        saw_request = False
+
+        def on_response_complete(self) -> None:
+            self.saw_request = True
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            limits.leave(self.peer)
+            if not self.saw_request and self.cycle is None:
+                on_event("request-incomplete", self.peer)
+            super().connection_lost(exc)
 
     class GatedTLS(asyncio.Protocol):
         def __init__(self, config, server_state, app_state, _loop=None):
             self._loop = _loop or asyncio.get_running_loop()
-            self._inner = inner_class(config=config, server_state=server_state, app_state=app_state, _loop=_loop)
+            self._inner = TrackedHTTP(config=config, server_state=server_state, app_state=app_state, _loop=_loop)
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             peer = transport.get_extra_info("peername")
@@ -55,10 +97,24 @@ def gated_tls_protocol(inner_class: type, context: ssl.SSLContext, is_refused: I
             if is_refused(ip):
                 transport.abort()
                 return
+            if not limits.enter(ip):
+                on_event("connection-cap", ip)
+                transport.abort()
+                return
+            self._inner.peer = ip
             tls = _LoggingSSLProtocol(self._loop, self._inner, context, None, server_side=True,
-                                      ssl_handshake_timeout=10, peer=ip, on_event=on_event)
+                                      ssl_handshake_timeout=limits.header_timeout, peer=ip, on_event=on_event,
+                                      on_failed=lambda: limits.leave(ip))
             transport.set_protocol(tls)
             tls.connection_made(transport)
+            self._loop.call_later(limits.header_timeout, self._deadline, transport)
+
+        def _deadline(self, transport: asyncio.BaseTransport) -> None:
+            inner = self._inner
+            if not transport.is_closing() and not inner.saw_request and inner.cycle is None:
+                on_event("header-timeout", inner.peer)
+                inner.saw_request = True  # counted once, as a timeout rather than an incomplete request
+                transport.abort()
 
         def connection_lost(self, exc: Exception | None) -> None:  # only reached when refused
             return
@@ -98,14 +154,16 @@ def _uvicorn_config(app, host: str, port: int) -> uvicorn.Config:
                           timeout_keep_alive=10, timeout_graceful_shutdown=5, backlog=2048)
 
 
-async def serve(medvault: MedVault, app, is_refused: IsRefused | None = None,
-                on_event: OnEvent | None = None) -> None:
+async def serve(medvault: MedVault, app, guard: ServerGuard | None) -> None:
     settings = medvault.settings
+    policy = guard.policy if guard is not None else GuardPolicy()
     https = _uvicorn_config(app, settings.host, settings.https_port)
     https.load()
     https.http_protocol_class = gated_tls_protocol(
         https.http_protocol_class, server_context(settings.cert_path, settings.key_path),
-        is_refused or (lambda _ip: False), on_event or (lambda _kind, _ip: None))
+        guard.is_banned if guard is not None else (lambda _ip: False),
+        lambda kind, ip: medvault.events.emit(kind, ip),
+        ConnectionLimits(policy.max_connections_per_ip, policy.header_timeout))
     http = _uvicorn_config(RedirectToHTTPS(settings.https_url), settings.host, settings.http_port)
     servers = [_Server(https), _Server(http)]
 
@@ -117,4 +175,19 @@ async def serve(medvault: MedVault, app, is_refused: IsRefused | None = None,
         signal.signal(sig, stop)
     log.warning("MedVault serving https://%s:%d (http://%s:%d redirects)", settings.host, settings.https_port,
                 settings.host, settings.http_port)
-    await asyncio.gather(*(s.serve() for s in servers))
+    tasks = [asyncio.ensure_future(s.serve()) for s in servers]
+    if guard is not None:
+        sync = asyncio.ensure_future(_sync_bans(guard, servers))
+    await asyncio.gather(*tasks)
+    if guard is not None:
+        sync.cancel()
+
+
+async def _sync_bans(guard: ServerGuard, servers: list[uvicorn.Server]) -> None:
+    """Pick up bans made elsewhere (CLI, other nodes) and expire old ones, every two seconds."""
+    while not all(s.should_exit for s in servers):
+        await asyncio.sleep(2)
+        try:
+            guard.sync(time.time())
+        except Exception:  # a database hiccup must not stop serving; the next round retries
+            log.exception("ban list sync failed")

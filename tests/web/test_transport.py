@@ -7,10 +7,22 @@ import subprocess
 import time
 
 import httpx
+import pytest
 
-from tests.support import require_tool, upload
+from tests.support import Server, require_tool, upload
 
 BAD = {"LOW", "MEDIUM", "HIGH", "CRITICAL", "WARN"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A server whose guard is off: testssl's hundreds of handshakes would (rightly) get it banned.
+    That the guard bans TLS scanners is shown in tests/guard/test_server_guard.py."""
+    srv = Server(tmp_path_factory.mktemp("tls") / "data", env={"MEDVAULT_GUARD_ENABLED": "false"})
+    srv.init()
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 def test_testssl_finds_no_weak_protocol_cipher_or_header(server, tmp_path):

@@ -17,7 +17,7 @@ from medvault.auth.sessions import COOKIE
 from medvault.events import escape
 from medvault.web.clientip import client_ip
 
-LineListener = Callable[[str, str, int, float], None]  # (line, ip, status, unix time)
+LineListener = Callable[[str, str, int, float, bool], None]  # (line, ip, status, unix time, signed in)
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -25,12 +25,12 @@ def _header(scope: Scope, name: bytes) -> str:
 
 
 class AccessLog:
-    def __init__(self, app: ASGIApp, log_dir: Path):
+    def __init__(self, app: ASGIApp, log_dir: Path, listeners: list[LineListener] | None = None):
         self.app = app
         log_dir.mkdir(parents=True, exist_ok=True)
         self._file = (log_dir / "access.log").open("a", buffering=1, encoding="ascii")
         self._lock = threading.Lock()
-        self.listeners: list[LineListener] = []
+        self.listeners = listeners or []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,5 +65,6 @@ class AccessLog:
                 f'"{escape(_header(scope, b"user-agent"))}"')
         with self._lock:
             self._file.write(line + "\n")
+        signed_in = scope.get("medvault.cache", {}).get("session") is not None
         for listener in self.listeners:
-            listener(line, ip, status, now)
+            listener(line, ip, status, now, signed_in)

@@ -13,25 +13,28 @@ from starlette.staticfiles import StaticFiles
 from medvault.auth import AuthError
 from medvault.core import MedVault
 from medvault.guard.refusal import Refused
+from medvault.guard.service import ServerGuard
 from medvault.vault import VaultError
 from medvault.web import api, errors, pages
 from medvault.web.accesslog import AccessLog
 from medvault.web.clientip import ClientIP
+from medvault.web.gate import BanGate
 from medvault.web.headers import SecurityHeaders
 
 
-def create_app(medvault: MedVault, guard=None) -> Starlette:
+def create_app(medvault: MedVault, guard: ServerGuard | None = None) -> Starlette:
     settings = medvault.settings
     routes = [
         *api.routes,
         *pages.routes,
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
     ]
-    middleware = [
-        Middleware(ClientIP, trusted_proxies=settings.trusted_proxies),
-        Middleware(AccessLog, log_dir=settings.log_dir),
-        Middleware(SecurityHeaders),
-    ]
+    middleware = [Middleware(ClientIP, trusted_proxies=settings.trusted_proxies)]
+    if guard is not None:
+        middleware.append(Middleware(BanGate, is_banned=guard.is_banned))
+    middleware += [Middleware(AccessLog, log_dir=settings.log_dir,
+                              listeners=[guard.on_access] if guard is not None else []),
+                   Middleware(SecurityHeaders)]
     handlers = {exc: errors.handle for exc in (HTTPException, AuthError, VaultError, Refused, Exception)}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.medvault = medvault

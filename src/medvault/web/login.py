@@ -24,12 +24,15 @@ async def log_in(request: Request, username: str, password: str, via: str) -> Lo
     medvault = vault_of(request)
     ip = client_ip(request.scope)
     guard = request.app.state.guard
+    trusted = device_user(request) == username
     if guard is not None:
-        guard.check_login(ip, username, trusted_device=device_user(request) == username)
+        guard.check_login(ip, username, trusted)
     try:
         account, keys = await medvault.accounts.authenticate(username, password)
     except InvalidCredentials:
         medvault.events.emit("auth-failure", ip, user=username, via=via)
+        if guard is not None:
+            guard.login_failed(ip, username, trusted)
         raise
     cookie, csrf = medvault.sessions.create(account.id, keys, ip)
     medvault.events.emit("auth-success", ip, user=username, via=via)
