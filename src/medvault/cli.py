@@ -6,9 +6,11 @@ Bad input ends with a one-line message on stderr and exit code 2; nothing is hal
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +19,8 @@ import typer
 from medvault.auth import AuthError
 from medvault.config import Settings, SettingsError, load_settings
 from medvault.core import MedVault, NotInitialised
+from medvault.guard.cli import guard_app
+from medvault.guard.store import BanStore
 
 app = typer.Typer(help="MedVault: a private cloud for medical records.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -24,6 +28,7 @@ user_app = typer.Typer(help="Accounts: invitations, listing, disabling, resets."
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
+app.add_typer(guard_app, name="guard")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (env MEDVAULT_DATA_DIR).")]
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML settings file (env MEDVAULT_CONFIG).")]
@@ -178,11 +183,63 @@ def audit_verify(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> 
         raise typer.Exit(1)
 
 
-def main() -> None:
+def _ban_store(data_dir: Path | None, database_url: str | None) -> BanStore:
+    return BanStore(_open(data_dir, database_url=database_url).engine)
+
+
+def _network(ip: str) -> str:
     try:
-        from medvault.guard.cli import guard_app
-    except ImportError:  # the guard's command line is optional only while its package is being built
-        guard_app = None
-    if guard_app is not None:
-        app.add_typer(guard_app, name="guard", help="The log-based guard.")
+        return str(ipaddress.ip_network(ip, strict=False))
+    except ValueError:
+        raise fail(f"not an IP address or network: {ip!r}") from None
+
+
+@guard_app.command("list")
+def guard_list(as_json: Annotated[bool, typer.Option("--json")] = False, data_dir: DataDir = None,
+               database_url: DatabaseUrl = None) -> None:
+    """Current bans of the server using this data folder (or database)."""
+    now = time.time()
+    rows = [b for b in _ban_store(data_dir, database_url).all() if b.until > now]
+    if as_json:
+        typer.echo(json.dumps([b.__dict__ for b in rows]))
+        return
+    for b in rows:
+        typer.echo(f"{b.network:40} {b.jail:8} {int(b.until - now):>8}s left  ban #{b.count}  {b.reason or ''}")
+    typer.echo(f"{len(rows)} active ban(s)")
+
+
+@guard_app.command("status")
+def guard_status(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Jails with their recent event counts (as last written by the running server) and active bans."""
+    medvault = _open(data_dir, database_url=database_url)
+    snapshot = medvault.data_dir / "guard-status.json"
+    if snapshot.exists():
+        status = json.loads(snapshot.read_text())
+        age = time.time() - status.get("written_at", 0)
+        typer.echo(f"server snapshot from {age:.0f}s ago")
+        for name, jail in status["jails"].items():
+            typer.echo(f"  {name:8} {jail['events_last_hour']:>7} events in the last hour")
+    else:
+        typer.echo("no running server has written a status snapshot here yet")
+    now = time.time()
+    typer.echo(f"{sum(1 for b in BanStore(medvault.engine).all() if b.until > now)} active ban(s)")
+
+
+@guard_app.command("ban")
+def guard_ban(ip: str, seconds: Annotated[int, typer.Option(min=1)] = 3600, data_dir: DataDir = None,
+              database_url: DatabaseUrl = None) -> None:
+    """Ban an address or network; the running server applies it within two seconds."""
+    _ban_store(data_dir, database_url).put(_network(ip), "manual", time.time() + seconds, 1, "administrator")
+    typer.echo(f"{_network(ip)} banned for {seconds}s")
+
+
+@guard_app.command("unban")
+def guard_unban(ip: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Lift a ban; the running server applies it within two seconds."""
+    if not _ban_store(data_dir, database_url).lift(_network(ip)):
+        raise fail(f"no ban for {ip}")
+    typer.echo(f"{_network(ip)} unbanned")
+
+
+def main() -> None:
     app()

@@ -103,7 +103,7 @@ def gated_tls_protocol(inner_class: type, context: ssl.SSLContext, is_refused: I
                 return
             self._inner.peer = ip
             tls = _LoggingSSLProtocol(self._loop, self._inner, context, None, server_side=True,
-                                      ssl_handshake_timeout=limits.header_timeout, peer=ip, on_event=on_event,
+                                      ssl_handshake_timeout=limits.header_timeout, ssl_shutdown_timeout=1.0, peer=ip, on_event=on_event,
                                       on_failed=lambda: limits.leave(ip))
             transport.set_protocol(tls)
             tls.connection_made(transport)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -137,6 +138,12 @@ class DateTemplate:
             regex = self._compile_body(body, line_begin and not unbounded, unbounded)
         self.regex = re.compile(regex)
         self.anchored = regex.startswith("^")
+        # Parse cache: lines of a log share everything but the seconds, so parsed dates are cached
+        # per "all groups except %S" and the seconds added back (see `_cached_time`).
+        self._s_index = self.regex.groupindex.get("S", 0) if self.kind == "strptime" else 0
+        # Groups holding the seconds (`%S` and the groups around it, like `_date`) stay out of the key.
+        self._key_groups = _groups_outside(regex, self._s_index) if self._s_index else None
+        self._cache: dict[tuple, tuple | None] = {}
 
     @staticmethod
     def _compile_body(body: str, line_begin: bool, unbounded: bool) -> str:
@@ -174,7 +181,42 @@ class DateTemplate:
             if len(whole) > 11:  # long epoch in milli- or microseconds
                 value /= 10 ** (len(whole) - 10)
             return value
+        if self._s_index:
+            return self._cached_time(m, now, tz)
         return _fields_to_time(m.groupdict(), now, tz)
+
+    def _cached_time(self, m: re.Match[str], now: float, tz: tzinfo | None) -> float | None:
+        """`_fields_to_time`, computed once per distinct minute and shifted by the seconds.
+
+        Exact: the entry holds the three candidate Unix times `_fields_to_time` chooses between
+        (as written, a day earlier, a year earlier) for second 0, and is only used when each of them
+        is linear in the second over the whole minute (no time-zone transition inside it).
+        """
+        text = m.group(self._s_index)
+        if text is None or self._key_groups is None:
+            return _fields_to_time(m.groupdict(), now, tz)
+        key = (m.group(*self._key_groups), tz, _now_parts(now, tz))
+        cache = self._cache
+        try:
+            entry = cache[key]
+        except KeyError:
+            if len(cache) >= 4096:
+                cache.clear()
+            entry = cache[key] = _minute_entry(m.groupdict(), now, tz)
+        if entry is None:
+            return _fields_to_time(m.groupdict(), now, tz)
+        when, day_before, year_before, assume_today, assume_year = entry
+        sec = int(text)
+        if sec > 59:
+            sec = 59
+        if when is None:
+            return None
+        stamp = when + sec
+        if assume_today and stamp > now:
+            stamp = day_before + sec
+        if assume_year and stamp > now + 86400:
+            return None if year_before is None else year_before + sec
+        return stamp
 
 
 def _offset(text: str) -> timezone | None:
@@ -189,8 +231,114 @@ def _offset(text: str) -> timezone | None:
     return timezone(timedelta(minutes=minutes if m.group(1) == "+" else -minutes))
 
 
+@lru_cache(maxsize=1024)
+def _groups_outside(regex: str, target: int) -> tuple[int, ...] | None:
+    """Numbers of the groups of `regex` that neither are group `target` nor contain it.
+
+    The parsed tree is walked with the standard library's parser; None if it cannot be parsed
+    (then no caching).
+    """
+    try:
+        from re import _constants as c
+        from re import _parser as parser
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_constants as c  # type: ignore[no-redef]
+        import sre_parse as parser  # type: ignore[no-redef]
+    try:
+        parsed = parser.parse(regex)
+    except re.error:  # pragma: no cover - the template compiled already
+        return None
+    enclosing: set[int] = set()
+
+    def walk(items: object, stack: tuple[int, ...]) -> None:
+        for op, av in items:  # type: ignore[attr-defined]
+            if op is c.SUBPATTERN:
+                group = av[0]
+                inner = stack + (group,) if group else stack
+                if group == target:
+                    enclosing.update(inner)
+                walk(av[3], inner)
+            elif op is c.BRANCH:
+                for sub in av[1]:
+                    walk(sub, stack)
+            elif op is c.GROUPREF_EXISTS:
+                walk(av[1], stack)
+                if av[2]:
+                    walk(av[2], stack)
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT) or op is getattr(c, "POSSESSIVE_REPEAT", None):
+                walk(av[2], stack)
+            elif op in (c.ASSERT, c.ASSERT_NOT):
+                walk(av[1], stack)
+            elif op is getattr(c, "ATOMIC_GROUP", None):
+                walk(av, stack)
+
+    walk(parsed, ())
+    if target not in enclosing:
+        return None
+    keep = tuple(g for g in range(1, parsed.state.groups) if g not in enclosing)
+    return keep if len(keep) > 1 else None  # m.group(*keep) must return a tuple
+
+
+_NOW_PARTS: dict[tuple[float, tzinfo | None], tuple[int, int, int]] = {}
+
+
+def _now_parts(now: float, tz: tzinfo | None) -> tuple[int, int, int]:
+    """(year, month, day) of `now` in `tz`: all a date without year or day takes from `now`."""
+    key = (now, tz)
+    try:
+        return _NOW_PARTS[key]
+    except KeyError:
+        if len(_NOW_PARTS) >= 64:
+            _NOW_PARTS.clear()
+        d = datetime.fromtimestamp(now, tz)
+        parts = _NOW_PARTS[key] = (d.year, d.month, d.day)
+        return parts
+
+
+def _minute_entry(g: dict[str, str | None], now: float, tz: tzinfo | None) -> tuple | None:
+    """Cache entry for `DateTemplate._cached_time`, or None when the minute is not linear."""
+    found = _fields_to_datetime({**g, "S": "0"}, now, tz)
+    if found is None:
+        return (None, None, None, False, False)
+    when, assume_today, assume_year = found
+    candidates = [when, when - timedelta(days=1) if assume_today else None, None]
+    if assume_year:
+        try:
+            candidates[2] = when.replace(year=when.year - 1)
+        except ValueError:  # 29 February of a leap year
+            candidates[2] = None
+    stamps: list[float | None] = []
+    for dt in candidates:
+        if dt is None:
+            stamps.append(None)
+            continue
+        start = dt.timestamp()
+        if dt.replace(second=59).timestamp() - start != 59:
+            return None  # a zone transition inside this minute: no shortcut
+        stamps.append(start)
+    return (stamps[0], stamps[1], stamps[2], assume_today, assume_year)
+
+
 def _fields_to_time(g: dict[str, str | None], now: float, tz: tzinfo | None) -> float | None:
-    now_dt = datetime.fromtimestamp(now, tz)
+    found = _fields_to_datetime(g, now, tz)
+    if found is None:
+        return None
+    when, assume_today, assume_year = found
+    stamp = when.timestamp()
+    if assume_today and stamp > now:
+        stamp = (when - timedelta(days=1)).timestamp()
+    if assume_year and stamp > now + 86400:
+        try:
+            stamp = when.replace(year=when.year - 1).timestamp()
+        except ValueError:  # 29 February of a leap year
+            return None
+    return stamp
+
+
+def _fields_to_datetime(g: dict[str, str | None], now: float, tz: tzinfo | None
+                        ) -> tuple[datetime, bool, bool] | None:
+    """The datetime the fields denote, and whether the day and the year came from `now`."""
+    year_now, month_now, day_now = _now_parts(now, tz)
     zone: tzinfo | None = tz
     if g.get("z"):
         zone = _offset(g["z"]) or tz
@@ -213,26 +361,18 @@ def _fields_to_time(g: dict[str, str | None], now: float, tz: tzinfo | None) -> 
     second = min(int(g["S"]), 59) if g.get("S") else 0
     assume_year = year is None
     if assume_year:
-        year = now_dt.year
+        year = year_now
     assume_today = month is None and day is None
     if g.get("j") and month is None:
         base = datetime(year, 1, 1) + timedelta(days=int(g["j"]) - 1)
         month, day, assume_today = base.month, base.day, False
     if assume_today:
-        month, day = now_dt.month, now_dt.day
+        month, day = month_now, day_now
     try:
         when = datetime(year, month or 1, day or 1, hour, minute, second, tzinfo=zone)
     except ValueError:
         return None
-    stamp = when.timestamp()
-    if assume_today and stamp > now:
-        stamp = (when - timedelta(days=1)).timestamp()
-    if assume_year and stamp > now + 86400:
-        try:
-            stamp = when.replace(year=year - 1).timestamp()
-        except ValueError:  # 29 February of a leap year
-            return None
-    return stamp
+    return when, assume_today, assume_year
 
 
 def _expand(pattern: str) -> list[DateTemplate]:
@@ -268,6 +408,12 @@ class DateDetector:
 
     def find(self, line: str, now: float, tz: tzinfo | None = None) -> DateMatch | None:
         """Locate and parse the line's date, or None when no template matches."""
+        found = self.locate(line, now, tz)
+        return None if found is None else DateMatch(*found)
+
+    def locate(self, line: str, now: float, tz: tzinfo | None = None
+               ) -> tuple[int, int, float | None] | None:
+        """`find` without the result object: (start, end, time) of the date, or None."""
         last = self._last
         if last is not None:
             m = last.regex.search(line)
@@ -283,10 +429,12 @@ class DateDetector:
         return None
 
     @staticmethod
-    def _result(template: DateTemplate, m: re.Match[str], now: float, tz: tzinfo | None) -> DateMatch | None:
-        if m.start("_date") == m.end("_date"):
-            return DateMatch(m.start("_date"), m.end("_date"), None)
+    def _result(template: DateTemplate, m: re.Match[str], now: float, tz: tzinfo | None
+                ) -> tuple[int, int, float | None] | None:
+        start, end = m.span("_date")
+        if start == end:
+            return start, end, None
         stamp = template.parse(m, now, tz)
         if stamp is None:
             return None
-        return DateMatch(m.start("_date"), m.end("_date"), stamp)
+        return start, end, stamp

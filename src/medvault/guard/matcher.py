@@ -17,12 +17,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from datetime import tzinfo
-from typing import Final
+from typing import IO, Final
 
 from medvault.guard.dates import DateDetector
 from medvault.guard.errors import FilterError
 from medvault.guard.filterfile import FilterSpec
+from medvault.guard.prefilter import anchored_at_start, build_prefilter
 
 _IP4 = r"(?:\d{1,3}\.){3}\d{1,3}"
 _IP6 = r"(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)"
@@ -53,6 +55,7 @@ _GROUP_NAME_RE = re.compile(r"\(\?P<(\w+)>|\(\?P=(\w+)\)|\(\?\((\w+)\)")
 _NUMBERED_REF_RE = re.compile(r"\\[1-9]|\(\?\(\d+\)")
 _ALT_SUFFIX = re.compile(r"_\d+$")
 _ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
+_SAMPLE_LINES = 4096  # lines `Filter.scan` watches before deciding whether the prefilter pays off
 
 
 class _Ignored:
@@ -77,6 +80,16 @@ class Failure:
     @property
     def user(self) -> str | None:
         return self.fields.get("user")
+
+
+_new_object = object.__new__
+
+
+def _make_failure(host: str, when: float, fid: str | None, fields: dict[str, str], index: int) -> Failure:
+    """`Failure(...)` without the frozen dataclass' per-field `object.__setattr__` (hot path)."""
+    failure = _new_object(Failure)
+    failure.__dict__.update(host=host, time=when, fid=fid, fields=fields, regex_index=index)
+    return failure
 
 
 def translate_tags(regex: str) -> str:
@@ -129,18 +142,39 @@ def _compile(regex: str, flags: int, origin: str) -> re.Pattern[str]:
         raise FilterError(f"{origin}: regex does not compile ({exc}): {regex}") from None
 
 
+_HOSTS: dict[tuple[str, str | None], str] = {}
+
+
+def _normalise_ip(ip: str, cidr: str | None) -> str:
+    """Canonical text of an address or network (cached: attackers repeat their addresses)."""
+    key = (ip, cidr)
+    try:
+        return _HOSTS[key]
+    except KeyError:
+        pass
+    try:
+        if cidr is not None:
+            host = str(ipaddress.ip_network(f"{ip}/{cidr}", strict=False))
+        else:
+            host = str(ipaddress.ip_address(ip))
+    except ValueError:
+        host = ip
+    if len(_HOSTS) >= 65536:
+        _HOSTS.clear()
+    _HOSTS[key] = host
+    return host
+
+
 def _normalise_host(groups: dict[str, str]) -> str | None:
-    for key in ("ip4", "ip6"):
-        ip = groups.get(key)
-        if ip is None:
-            continue
+    ip = groups.get("ip4")
+    if ip is not None:
         cidr = groups.get("cidr")
-        try:
-            if cidr is not None:
-                return str(ipaddress.ip_network(f"{ip}/{cidr}", strict=False))
-            return str(ipaddress.ip_address(ip))
-        except ValueError:
-            return ip
+        # `<IP4>` captures four 1-3 digit octets: `ipaddress` either returns them unchanged or
+        # rejects them (leading zeros, > 255, non-ASCII digits) and the text is kept as is.
+        return ip if cidr is None else _normalise_ip(ip, cidr)
+    ip = groups.get("ip6")
+    if ip is not None:
+        return _normalise_ip(ip, groups.get("cidr"))
     return groups.get("dns")
 
 
@@ -175,7 +209,15 @@ class Filter:
         self._combined = self._combine(sources, flags)
         # A `^`-anchored single-line regex can only match at 0: if it failed there inside the
         # alternation, it cannot match at all, so the alternation's choice needs no re-check.
-        self._anchored = [not flags and s.startswith("^") for s in sources]
+        self._anchored = [not flags and anchored_at_start(s) for s in sources]
+        # When every failregex is anchored, the alternation's first hit at 0 *is* the first regex in
+        # file order that matches, and its groups are that regex's groups: one `match`, no re-check.
+        self._exact_combined = self._combined is not None and all(self._anchored)
+        self._alt_groups = self._alternative_groups(len(sources)) if self._exact_combined else []
+        # Lines without any literal some failregex needs skip all regexes but the date (single-line
+        # filters only: multi-line ones must buffer every line).
+        prefilter = build_prefilter(sources, flags) if spec.maxlines == 1 else None
+        self._prefilter = prefilter.might_match if prefilter is not None else None
         self._buffer: list[str] = []
         self._mlfid: dict[str, dict] = {}
         self._last_time: float | None = None
@@ -190,6 +232,18 @@ class Filter:
         except re.error:
             return None  # an exotic construct: keep the exact per-regex loop
 
+    def _alternative_groups(self, count: int) -> list[tuple[tuple[int, ...], tuple[str, ...]]]:
+        """Per alternative of the combined regex: its group numbers and their unprefixed names."""
+        assert self._combined is not None
+        out: list[tuple[list[int], list[str]]] = [([], []) for _ in range(count)]
+        for name, number in sorted(self._combined.groupindex.items(), key=lambda kv: kv[1]):
+            m = re.match(r"_(\d+)_(.+)$", name)
+            if m:
+                numbers, names = out[int(m.group(1))]
+                numbers.append(number)
+                names.append(m.group(2))
+        return [(tuple(n), tuple(k)) for n, k in out]
+
     def reset(self) -> None:
         """Forget multi-line state (a new file, or the start of a replay)."""
         self._buffer.clear()
@@ -198,16 +252,56 @@ class Filter:
 
     def match(self, line: str, now: float, tz: tzinfo | None = None) -> Failure | _Ignored | None:
         """Match one log line; `now` dates syslog lines without a year and lines without a date."""
-        line = line.rstrip("\r\n")
-        found = self.dates.find(line, now, tz)
-        if found is not None and found.time is not None:
-            text = line[: found.start] + line[found.end:]
-            when = found.time
-            self._last_time = when
+        return self._match(line.rstrip("\r\n"), now, tz)
+
+    def scan(self, lines: Iterable[str], now: float, tz: tzinfo | None = None
+             ) -> Iterator[tuple[int, Failure | _Ignored]]:
+        """Match many lines; yield `(index, result)` for each line whose result is not None.
+
+        Same results, in the same order, as calling `match` on each line; meant for whole files
+        (`test-filter`, replays), where the per-call overhead of `match` would dominate.
+        """
+        match = self._match
+        prefilter = self._prefilter
+        index = -1
+        try:
+            if prefilter is not None:
+                # The prefilter pays off only if it rejects many lines (it changes no result, only
+                # the speed): sample the first lines, then keep it or drop it for this scan.
+                counts = [0, 0]
+
+                def sampled(text: str) -> bool:
+                    counts[0] += 1
+                    passed = prefilter(text)
+                    counts[1] += passed
+                    return passed
+
+                self._prefilter = sampled
+            for index, line in enumerate(lines):
+                got = match(line.rstrip("\r\n"), now, tz)
+                if got is not None:
+                    yield index, got
+                if index == _SAMPLE_LINES and prefilter is not None:
+                    self._prefilter = prefilter if counts[1] < counts[0] * 0.7 else None
+        finally:
+            self._prefilter = prefilter
+
+    def _match(self, line: str, now: float, tz: tzinfo | None) -> Failure | _Ignored | None:
+        found = self.dates.locate(line, now, tz)
+        if found is None:
+            text = line
+            when = None
         else:
-            text = line if found is None else line[: found.start] + line[found.end:]
+            start, end, when = found
+            text = line[:start] + line[end:] if start != end else line
+            if when is not None:
+                self._last_time = when
+        if when is None:
             last = self._last_time
             when = last if last is not None and last > now - 60 else now
+        prefilter = self._prefilter
+        if prefilter is not None and not prefilter(text):
+            return None
         if self.maxlines > 1:
             self._buffer.append(text)
             del self._buffer[: -self.maxlines]
@@ -225,6 +319,18 @@ class Filter:
                 buf = content + "\n"
                 if self.maxlines > 1:
                     self._buffer[:] = [content]
+        if self._exact_combined:
+            cm = self._combined.match(buf)  # type: ignore[union-attr]
+            if cm is None:
+                return None
+            index = int(cm.lastgroup[2:])  # type: ignore[index]
+            numbers, names = self._alt_groups[index]
+            values = cm.group(*numbers) if len(numbers) > 1 else (cm.group(*numbers),) if numbers else ()
+            found_groups = {k: v for k, v in zip(names, values, strict=True) if v is not None}
+            if self._ignoreregex and any(rx.search(buf) for rx in self._ignoreregex):
+                return IGNORED
+            groups = {**pre, **found_groups} if pre else found_groups
+            return self._failure(index, _merge_alternates(groups), when)
         hit = self._search(buf)
         if hit is None:
             return None
@@ -283,8 +389,7 @@ class Filter:
             host = fid
         fields = {k: v for k, v in groups.items()
                   if isinstance(v, str) and k not in ("ip4", "ip6", "dns", "cidr", "mlfid")}
-        return Failure(host=host, time=when, fid=fid if fid != host else None,
-                       fields=fields, regex_index=index)
+        return _make_failure(host, when, fid if fid != host else None, fields, index)
 
     def _merge_multiline(self, mlfid: str, fail: dict) -> dict | None:
         """Merge a line into its connection's state; None while the connection has no failure."""
@@ -319,3 +424,21 @@ class Filter:
             fail.pop("mlfgained", None)
             nofail = False
         return None if nofail else fail
+
+
+def read_blocks(handle: IO[str], size: int = 1 << 20) -> Iterator[list[str]]:
+    """Lines of a text file (without their newline) in lists, reading about `size` characters at once.
+
+    Same lines as iterating over the file: a text-mode file already turns `\\r\\n` and `\\r` into `\\n`.
+    """
+    rest = ""
+    while True:
+        chunk = handle.read(size)
+        if not chunk:
+            break
+        lines = (rest + chunk).split("\n")
+        rest = lines.pop()
+        if lines:
+            yield lines
+    if rest:
+        yield [rest]

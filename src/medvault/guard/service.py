@@ -14,12 +14,15 @@ time comes from the event, so tests and replays need no clock tricks.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import math
+import os
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from importlib.resources import files
+from pathlib import Path
 
 from medvault.guard.banlist import BanList
 from medvault.guard.filterfile import load_filter
@@ -73,10 +76,11 @@ class _LoginCounter:
 
 class ServerGuard:
     def __init__(self, store: BanStore, policy: GuardPolicy | None = None, ignoreip: tuple[str, ...] = (),
-                 on_ban=None):
+                 on_ban=None, snapshot: Path | None = None):
         self.policy = p = policy or GuardPolicy()
         self.store = store
         self.on_ban = on_ban
+        self.snapshot = snapshot
         self.banlist = BanList(ipv6_prefix=64)
         self._ignore = [ipaddress.ip_network(n, strict=False) for n in ignoreip]
         inc = BantimeIncrement(p.bantime_factor, p.bantime_max)
@@ -111,6 +115,10 @@ class ServerGuard:
         oldest = int(now // 60) - HISTORY_MINUTES
         for key in [k for k in self.history if k[1] < oldest]:
             del self.history[key]
+        if self.snapshot is not None:  # for `medvault guard status`, which runs in another process
+            tmp = self.snapshot.with_suffix(".tmp")
+            tmp.write_text(json.dumps({**self.status(now), "written_at": now}))
+            os.replace(tmp, self.snapshot)
 
     def _ignored(self, ip: str) -> bool:
         try:
