@@ -57,27 +57,35 @@ def generate_sshd(path: Path, n: int, rng: random.Random) -> None:
         "Disconnected from user alice {ip} port {port}",
         "Server listening on 0.0.0.0 port 22.",
     ]
+    # Each line is its own connection, with its own pid, as sshd forks one process per
+    # connection and the kernel does not reuse a pid soon (pid_max is 4194304 on 64-bit Linux).
+    # Random pids would make unrelated lines share sshd's multi-line connection id (`<F-MLFID>`),
+    # and then the result depends on how many connections each tool remembers (fail2ban: 100,
+    # MedVault: 10,000), so the two tools could not be compared line for line.
+    pid = rng.randint(1000, 9999)
     with path.open("w", encoding="utf-8") as f:
         for i in range(n):
             stamp = time.strftime("%b %d %H:%M:%S", time.localtime(t0 + i))
             msg = rng.choice(templates).format(ip=_ip(rng), port=rng.randint(1024, 65535))
-            f.write(f"{stamp} host sshd[{rng.randint(100, 99999)}]: {msg}\n")
+            pid = pid + rng.randint(1, 3) if pid < 4_194_000 else 1000
+            f.write(f"{stamp} host sshd[{pid}]: {msg}\n")
 
 
 def child_medvault(filter_spec: str, log: str) -> None:
     """Run in a child process: match every line and print counts as JSON."""
     from medvault.guard.filterfile import load_filter, resolve_filter_path
-    from medvault.guard.matcher import Failure, Filter
+    from medvault.guard.matcher import Failure, Filter, read_blocks
 
     path, opts = resolve_filter_path(filter_spec)
     flt = Filter(load_filter(path, opts))
     now = time.time()
     lines = matched = 0
     with open(log, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            lines += 1
-            if isinstance(flt.match(line, now), Failure):
-                matched += 1
+        for block in read_blocks(f):
+            lines += len(block)
+            for _index, got in flt.scan(block, now):
+                if isinstance(got, Failure):
+                    matched += 1
     print(json.dumps({"lines": lines, "matched": matched}))
 
 

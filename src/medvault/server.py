@@ -27,7 +27,13 @@ from medvault.tls import server_context
 log = logging.getLogger("medvault")
 
 IsRefused = Callable[[str], bool]  # (client ip) -> drop before TLS
-OnEvent = Callable[[str, str], None]  # (event kind, client ip)
+OnEvent = Callable[..., None]  # (event kind, client ip, **fields)
+
+# Handshake failures no browser causes: plain text on the TLS port, or offering only protocols and
+# suites that MedVault refuses. TLS scanners and service probes (nmap -sV) make them by the dozen.
+PROBE_REASONS = {"HTTP_REQUEST", "WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL", "NO_SHARED_CIPHER",
+                 "VERSION_TOO_LOW", "NO_CIPHERS_AVAILABLE", "NO_PROTOCOLS_AVAILABLE", "UNKNOWN_PROTOCOL",
+                 "NO_SUITABLE_SIGNATURE_ALGORITHM", "INAPPROPRIATE_FALLBACK", "HTTPS_PROXY_REQUEST"}
 
 
 class _LoggingSSLProtocol(asyncio.sslproto.SSLProtocol):
@@ -41,7 +47,9 @@ class _LoggingSSLProtocol(asyncio.sslproto.SSLProtocol):
 
     def _on_handshake_complete(self, handshake_exc):
         if handshake_exc is not None:
-            self._on_event("tls-handshake-failure", self._peer)
+            reason = str(getattr(handshake_exc, "reason", None) or type(handshake_exc).__name__)
+            kind = "tls-probe" if reason in PROBE_REASONS else "tls-handshake-failure"
+            self._on_event(kind, self._peer, reason=reason)
             self._on_failed()  # the HTTP protocol never saw this connection, so it cannot count it out
         return super()._on_handshake_complete(handshake_exc)
 
@@ -162,7 +170,7 @@ async def serve(medvault: MedVault, app, guard: ServerGuard | None) -> None:
     https.http_protocol_class = gated_tls_protocol(
         https.http_protocol_class, server_context(settings.cert_path, settings.key_path),
         guard.is_banned if guard is not None else (lambda _ip: False),
-        lambda kind, ip: medvault.events.emit(kind, ip),
+        medvault.events.emit,
         ConnectionLimits(policy.max_connections_per_ip, policy.header_timeout))
     http = _uvicorn_config(RedirectToHTTPS(settings.https_url), settings.host, settings.http_port)
     servers = [_Server(https), _Server(http)]

@@ -17,7 +17,7 @@ import typer
 
 from medvault.guard.errors import GuardError
 from medvault.guard.filterfile import load_filter, resolve_filter_path
-from medvault.guard.matcher import IGNORED, Failure, Filter
+from medvault.guard.matcher import IGNORED, Failure, Filter, read_blocks
 from medvault.guard.runner import Guard, load_config
 
 guard_app = typer.Typer(help="Log-based intrusion prevention (fail2ban-compatible filters).",
@@ -51,18 +51,17 @@ def test_filter(
     counts = Counter()
     hosts: Counter[str] = Counter()
     with handle:
-        for line in handle:
-            counts["lines"] += 1
-            got = flt.match(line, now)
-            if isinstance(got, Failure):
-                counts["matched"] += 1
-                hosts[got.host] += 1
-                if print_matched and not as_json:
-                    typer.echo(line.rstrip("\n"))
-            elif got is IGNORED:
-                counts["ignored"] += 1
-            else:
-                counts["missed"] += 1
+        for block in read_blocks(handle):
+            counts["lines"] += len(block)
+            for index, got in flt.scan(block, now):
+                if isinstance(got, Failure):
+                    counts["matched"] += 1
+                    hosts[got.host] += 1
+                    if print_matched and not as_json:
+                        typer.echo(block[index])
+                elif got is IGNORED:
+                    counts["ignored"] += 1
+    counts["missed"] = counts["lines"] - counts["matched"] - counts["ignored"]
     summary = {k: counts[k] for k in ("lines", "matched", "ignored", "missed")}
     if as_json:
         typer.echo(json.dumps({**summary, "hosts": dict(hosts.most_common())}))

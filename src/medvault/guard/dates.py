@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTHS_LONG = ("january", "february", "march", "april", "may", "june", "july", "august",
@@ -254,7 +254,7 @@ def _groups_outside(regex: str, target: int) -> tuple[int, ...] | None:
         for op, av in items:  # type: ignore[attr-defined]
             if op is c.SUBPATTERN:
                 group = av[0]
-                inner = stack + (group,) if group else stack
+                inner = (*stack, group) if group else stack
                 if group == target:
                     enclosing.update(inner)
                 walk(av[3], inner)

@@ -8,16 +8,18 @@ lines (sshd logs the address and the outcome on different lines).
 
 Speed is the reason this is not a loop over regexes: all failregexes are compiled into one
 alternation (group names prefixed per alternative), so a line that fails — most of any log — costs
-one regex search.  Only when the alternation hits do we confirm with the individual regexes, which
-keeps fail2ban's "first regex in order wins" rule exact.
+one regex search.  When every failregex is `^`-anchored (sshd's are), the alternation's hit is
+exactly fail2ban's "first regex in order wins" and its groups are used directly; otherwise we confirm
+with the individual regexes.  Before any of that, a literal prefilter (`prefilter.py`) drops lines
+containing none of the strings the failregexes require, and `scan` matches whole blocks of lines.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import IO, Final
 

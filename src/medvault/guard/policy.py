@@ -23,6 +23,9 @@ class GuardPolicy:
     # Edge: failed TLS handshakes, connections without a request, header timeouts (TLS scanners, slowloris).
     noise_maxretry: int = 15
     noise_findtime: float = 60
+    # Edge: TLS handshakes no browser makes (plain text on the TLS port, refused protocols or suites).
+    probe_maxretry: int = 3
+    probe_findtime: float = 300
     # Edge ban length and growth for repeat offenders.
     bantime: float = 3600
     bantime_factor: float = 2.0

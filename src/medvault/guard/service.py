@@ -89,6 +89,7 @@ class ServerGuard:
             "errors": Jail("errors", p.errors_maxretry, p.errors_findtime, p.bantime, inc, list(ignoreip)),
             "flood": Jail("flood", p.flood_maxretry, p.flood_findtime, p.bantime, inc, list(ignoreip)),
             "noise": Jail("noise", p.noise_maxretry, p.noise_findtime, p.bantime, inc, list(ignoreip)),
+            "probe": Jail("probe", p.probe_maxretry, p.probe_findtime, p.bantime, inc, list(ignoreip)),
         }
         self.scan_filter = Filter(load_filter(files("medvault.guard") / "filters" / "medvault-scan.conf"))
         self._login_ip = _LoginCounter(p.login_findtime)
@@ -169,7 +170,9 @@ class ServerGuard:
                 self.ban(ip, ban.until, "flood", ban.count, "request flood")
 
     def on_event(self, kind: str, ip: str, t: float) -> None:
-        if kind in NOISE_EVENTS:
+        if kind == "tls-probe":
+            self._count("probe", ip, t, kind)
+        elif kind in NOISE_EVENTS:
             self._count("noise", ip, t, kind)
 
     # --- logins -------------------------------------------------------------------------------------
