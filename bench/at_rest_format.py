@@ -112,6 +112,7 @@ def medvault_decrypt(src: Path, dst: Path, key: bytes, size: int) -> None:
 
 # --- Prototype of the proposed StreamEncryptor.update (same output format) --------------------------------
 
+
 class ZeroCopyEncryptor(StreamEncryptor):
     """Proposed `StreamEncryptor.update`: seal whole chunks straight from the caller's buffer.
 
@@ -136,7 +137,7 @@ class ZeroCopyEncryptor(StreamEncryptor):
                 out.append(self._seal(bytes(buf), last=False))
                 buf.clear()
             while len(data) - pos > size:  # hold the newest chunk back: it may be the last
-                out.append(self._seal(view[pos:pos + size], last=False))
+                out.append(self._seal(view[pos : pos + size], last=False))
                 pos += size
             buf += view[pos:]
         return b"".join(out)
@@ -165,11 +166,12 @@ def zero_copy_decrypt(src: Path, dst: Path, key: bytes, size: int) -> None:
                 n = dec.sealed_length(index)
                 handle.readinto(sealed_view[:n])
                 nonce = prefix + struct.pack(">I?", index, index == dec.chunk_count - 1)
-                aead.decrypt_into(nonce, sealed_view[:n], AD, plain_view[:n - TAG_SIZE])
+                aead.decrypt_into(nonce, sealed_view[:n], AD, plain_view[: n - TAG_SIZE])
                 fout.write(plain_view[lo:hi])
 
 
 # --- The same work without the filesystem: what the format itself costs -----------------------------------
+
 
 def in_memory(size: int, key: bytes, repeat: int) -> list[tuple[str, float, float]]:
     """(label, encrypt MiB/s, decrypt MiB/s), best of `repeat`: StreamEncryptor/StreamDecryptor on a buffer
@@ -185,7 +187,7 @@ def in_memory(size: int, key: bytes, repeat: int) -> list[tuple[str, float, floa
             sealed.append(enc.header())
             with memoryview(data) as view:
                 for i in range(0, len(data), PIECE):
-                    out = enc.update(view[i:i + PIECE])
+                    out = enc.update(view[i : i + PIECE])
                     if keep:
                         sealed.append(out)
             sealed.append(enc.finalize())
@@ -199,7 +201,7 @@ def in_memory(size: int, key: bytes, repeat: int) -> list[tuple[str, float, floa
             with memoryview(blob) as view:
                 for index, lo, hi in dec.chunks_for_range(0, len(data)):
                     off = dec.chunk_offset(index)
-                    dec.open_chunk(index, view[off:off + dec.sealed_length(index)])[lo:hi]
+                    dec.open_chunk(index, view[off : off + dec.sealed_length(index)])[lo:hi]
 
     aead = AESGCM(key)
     nonce = os.urandom(12)
@@ -209,7 +211,7 @@ def in_memory(size: int, key: bytes, repeat: int) -> list[tuple[str, float, floa
         with memoryview(data) as view:
             for _ in range(passes):
                 for i in range(0, len(data), CHUNK_SIZE):
-                    aead.encrypt(nonce, view[i:i + CHUNK_SIZE], AD)
+                    aead.encrypt(nonce, view[i : i + CHUNK_SIZE], AD)
 
     def raw_dec() -> None:
         for _ in range(passes * (len(data) // CHUNK_SIZE)):
@@ -218,12 +220,15 @@ def in_memory(size: int, key: bytes, repeat: int) -> list[tuple[str, float, floa
     def best_rate(fn) -> float:
         return max(total / measure_inprocess(fn).wall for _ in range(repeat))
 
-    return [("medvault STREAM, in memory", best_rate(stream_enc), best_rate(stream_dec)),
-            ("proposal: zero-copy update, in memory", best_rate(lambda: stream_enc(ZeroCopyEncryptor)), float("nan")),
-            ("bare AESGCM 256 KiB calls, in memory", best_rate(raw_enc), best_rate(raw_dec))]
+    return [
+        ("medvault STREAM, in memory", best_rate(stream_enc), best_rate(stream_dec)),
+        ("proposal: zero-copy update, in memory", best_rate(lambda: stream_enc(ZeroCopyEncryptor)), float("nan")),
+        ("bare AESGCM 256 KiB calls, in memory", best_rate(raw_enc), best_rate(raw_dec)),
+    ]
 
 
 # ----------------------------------------------------------------------------------------------------------
+
 
 def rate(size: int, t: Timing) -> float:
     return size / MIB / t.wall
@@ -242,19 +247,29 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=256, help="plaintext size in MiB (default 256; 1024 = 1 GiB)")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="rounds over all tools (default 3); the fastest pass per tool and direction is kept")
-    ap.add_argument("--no-proposals", dest="proposals", action="store_false",
-                    help="skip the prototypes of the proposed stream.py changes")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds over all tools (default 3); the fastest pass per tool and direction is kept",
+    )
+    ap.add_argument(
+        "--no-proposals",
+        dest="proposals",
+        action="store_false",
+        help="skip the prototypes of the proposed stream.py changes",
+    )
     ap.add_argument("--tmp-dir", default=None, help="where the temp files go (default: $TMPDIR)")
     args = ap.parse_args()
     size = args.size_mib * MIB
 
     openssl, age, age_keygen = tool("openssl"), tool("age"), tool("age-keygen")
     print(f"machine: {machine_summary()}")
-    print(f"file: {args.size_mib} MiB random, {args.repeat} round(s) over all tools (fastest kept); "
-          f"MedVault chunk {CHUNK_SIZE // 1024} KiB, fed in {PIECE // MIB} MiB pieces; outputs go to files "
-          f"in {args.tmp_dir or tempfile.gettempdir()} (sync before each timed pass)")
+    print(
+        f"file: {args.size_mib} MiB random, {args.repeat} round(s) over all tools (fastest kept); "
+        f"MedVault chunk {CHUNK_SIZE // 1024} KiB, fed in {PIECE // MIB} MiB pieces; outputs go to files "
+        f"in {args.tmp_dir or tempfile.gettempdir()} (sync before each timed pass)"
+    )
 
     with tempfile.TemporaryDirectory(prefix="mv-bench-rest-", dir=args.tmp_dir) as tmp_name:
         tmp = Path(tmp_name)
@@ -268,8 +283,13 @@ def main() -> None:
 
         def inprocess(name: str, enc_fn, dec_fn, enc_args=()) -> None:
             sealed, out = tmp / f"{name}.enc", tmp / f"{name}.dec"
-            contestants.append((name, lambda: measure_inprocess(lambda: enc_fn(plain, sealed, key, *enc_args)),
-                                lambda: measure_inprocess(lambda: dec_fn(sealed, out, key, size))))
+            contestants.append(
+                (
+                    name,
+                    lambda: measure_inprocess(lambda: enc_fn(plain, sealed, key, *enc_args)),
+                    lambda: measure_inprocess(lambda: dec_fn(sealed, out, key, size)),
+                )
+            )
 
         def cli(name: str, enc_argv: list[str], dec_argv: list[str]) -> None:
             contestants.append((name, lambda: measure_command(enc_argv), lambda: measure_command(dec_argv)))
@@ -278,17 +298,24 @@ def main() -> None:
         if openssl:
             k, iv = os.urandom(32).hex(), os.urandom(16).hex()
             common = [openssl, "enc", "-aes-256-ctr", "-K", k, "-iv", iv, "-nosalt"]
-            cli("openssl", [*common, "-in", str(plain), "-out", str(tmp / "openssl.enc")],
-                [*common, "-d", "-in", str(tmp / "openssl.enc"), "-out", str(tmp / "openssl.dec")])
+            cli(
+                "openssl",
+                [*common, "-in", str(plain), "-out", str(tmp / "openssl.enc")],
+                [*common, "-d", "-in", str(tmp / "openssl.enc"), "-out", str(tmp / "openssl.dec")],
+            )
         else:
             print("openssl not installed: skipped")
         if age and age_keygen:
             identity = tmp / "age-identity.txt"
             subprocess.run([age_keygen, "-o", str(identity)], check=True, capture_output=True)
-            recipient = subprocess.run([age_keygen, "-y", str(identity)], check=True, capture_output=True,
-                                       text=True).stdout.strip()
-            cli("age", [age, "-r", recipient, "-o", str(tmp / "age.enc"), str(plain)],
-                [age, "-d", "-i", str(identity), "-o", str(tmp / "age.dec"), str(tmp / "age.enc")])
+            recipient = subprocess.run(
+                [age_keygen, "-y", str(identity)], check=True, capture_output=True, text=True
+            ).stdout.strip()
+            cli(
+                "age",
+                [age, "-r", recipient, "-o", str(tmp / "age.enc"), str(plain)],
+                [age, "-d", "-i", str(identity), "-o", str(tmp / "age.dec"), str(tmp / "age.enc")],
+            )
         else:
             print("age / age-keygen not installed: skipped")
         if args.proposals:
@@ -315,8 +342,10 @@ def main() -> None:
     print(f"{'':32}{'encrypt':>30}    {'decrypt':>30}")
     print(f"{'tool':32}{'MiB/s':>10}{'wall s':>10}{'CPU s':>10}    {'MiB/s':>10}{'wall s':>10}{'CPU s':>10}")
     for r in results:
-        print(f"{r.name:32}{rate(size, r.enc):>10.0f}{r.enc.wall:>10.2f}{r.enc.cpu:>10.2f}    "
-              f"{rate(size, r.dec):>10.0f}{r.dec.wall:>10.2f}{r.dec.cpu:>10.2f}")
+        print(
+            f"{r.name:32}{rate(size, r.enc):>10.0f}{r.enc.wall:>10.2f}{r.enc.cpu:>10.2f}    "
+            f"{rate(size, r.dec):>10.0f}{r.dec.wall:>10.2f}{r.dec.cpu:>10.2f}"
+        )
 
     print("\nthe same without files (CPU-bound floor of the format; MiB/s, best of the rounds):")
     for label, enc_rate, dec_rate in memory:
@@ -340,8 +369,10 @@ def main() -> None:
             extra = ""
             if "openssl" in by_name:
                 o = by_name["openssl"]
-                extra = (f"; = {100 * rate(size, r.enc) / rate(size, o.enc):.0f} % / "
-                         f"{100 * rate(size, r.dec) / rate(size, o.dec):.0f} % of openssl")
+                extra = (
+                    f"; = {100 * rate(size, r.enc) / rate(size, o.enc):.0f} % / "
+                    f"{100 * rate(size, r.dec) / rate(size, o.dec):.0f} % of openssl"
+                )
             print(f"{r.name:32} encrypt {gains[0]:+.0f} %, decrypt {gains[1]:+.0f} % vs current{extra}")
 
 

@@ -22,9 +22,11 @@ import time
 from pathlib import Path
 
 FILTER_DIR = Path("/etc/fail2ban/filter.d")
-AGENTS = ["Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0",
-          "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/129.0 Safari/537.36",
-          "curl/8.5.0"]
+AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/129.0 Safari/537.36",
+    "curl/8.5.0",
+]
 BAD_AGENTS = ["EmailCollector", "WebEMailExtrac", "Atomic_Email_Hunter/4.0"]
 PATHS = ["/", "/records/42", "/static/app.css", "/login", "/api/v1/files?page=2"]
 
@@ -39,8 +41,10 @@ def generate_access(path: Path, n: int, rng: random.Random) -> None:
         for i in range(n):
             stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(t0 + i))
             agent = rng.choice(BAD_AGENTS) if rng.random() < 0.02 else rng.choice(AGENTS)
-            f.write(f'{_ip(rng)} - - [{stamp}] "GET {rng.choice(PATHS)} HTTP/1.1" 200 {rng.randint(100, 9999)} '
-                    f'"-" "{agent}"\n')
+            f.write(
+                f'{_ip(rng)} - - [{stamp}] "GET {rng.choice(PATHS)} HTTP/1.1" 200 {rng.randint(100, 9999)} '
+                f'"-" "{agent}"\n'
+            )
 
 
 def generate_sshd(path: Path, n: int, rng: random.Random) -> None:
@@ -132,15 +136,19 @@ def main() -> None:
             mv_s, mv_mb, mv_out = _measure([sys.executable, __file__, "--child", name, str(log)])
             counts = json.loads(mv_out)
             mv_rate = counts["lines"] / mv_s
-            print(f"[{name}] medvault:       {mv_rate:>10,.0f} lines/s  {mv_s:6.1f} s  peak {mv_mb:5d} MB  "
-                  f"matched {counts['matched']}")
+            print(
+                f"[{name}] medvault:       {mv_rate:>10,.0f} lines/s  {mv_s:6.1f} s  peak {mv_mb:5d} MB  "
+                f"matched {counts['matched']}"
+            )
             if not f2b:
                 continue
             spec = str(FILTER_DIR / f"{name}.conf") if "[" not in name else name
             f_s, f_mb, f_out = _measure([f2b, str(log), spec])
             f_rate = args.lines / f_s
-            print(f"[{name}] fail2ban-regex: {f_rate:>10,.0f} lines/s  {f_s:6.1f} s  peak {f_mb:5d} MB  "
-                  f"{_f2b_matched(f_out)}")
+            print(
+                f"[{name}] fail2ban-regex: {f_rate:>10,.0f} lines/s  {f_s:6.1f} s  peak {f_mb:5d} MB  "
+                f"{_f2b_matched(f_out)}"
+            )
             print(f"[{name}] speed ratio medvault/fail2ban: {mv_rate / f_rate:.1f}x")
 
 

@@ -105,14 +105,16 @@ def curl(argv: list[str]) -> dict:
 
 
 def tls_summary(url: str, cacert: Path) -> str:
-    out = subprocess.run([tool("curl"), "-sS", "-v", "--cacert", str(cacert), "-o", "/dev/null", url],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [tool("curl"), "-sS", "-v", "--cacert", str(cacert), "-o", "/dev/null", url], capture_output=True, text=True
+    )
     match = re.search(r"SSL connection using (.+)", out.stderr)
     return match.group(1).strip() if match else "unknown"
 
 
-def timed(label: str, argv: list[str], server_pids: list[int], expect: tuple[int, ...],
-          rss_pid: int | None = None) -> tuple[Transfer, dict]:
+def timed(
+    label: str, argv: list[str], server_pids: list[int], expect: tuple[int, ...], rss_pid: int | None = None
+) -> tuple[Transfer, dict]:
     cpu0 = sum(proc_cpu(p) for p in server_pids)
     ccpu0 = children_cpu()
     sampler = RssSampler(rss_pid) if rss_pid else None
@@ -126,8 +128,7 @@ def timed(label: str, argv: list[str], server_pids: list[int], expect: tuple[int
     if report["code"] not in expect:
         raise SystemExit(f"{label}: unexpected HTTP status {report['code']}")
     server_cpu = sum(proc_cpu(p) for p in server_pids) - cpu0
-    return Transfer(label, wall, server_cpu, children_cpu() - ccpu0,
-                    sampler.peak_mib if sampler else None), report
+    return Transfer(label, wall, server_cpu, children_cpu() - ccpu0, sampler.peak_mib if sampler else None), report
 
 
 # --- nginx ------------------------------------------------------------------------------------------------
@@ -180,9 +181,11 @@ class Nginx:
         return f"https://127.0.0.1:{self.port}"
 
     def __enter__(self) -> Nginx:
-        self.proc = subprocess.Popen([tool("nginx"), "-p", str(self.prefix), "-c", str(self.conf),
-                                      "-e", str(self.prefix / "error.log")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [tool("nginx"), "-p", str(self.prefix), "-c", str(self.conf), "-e", str(self.prefix / "error.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -207,12 +210,27 @@ class Nginx:
 
 # --- profiling --------------------------------------------------------------------------------------------
 
+
 def profile_server(pid: int, out: Path, argv: list[str]) -> None:
     """Sample the server with py-spy while curl runs `argv`; print self time by function."""
     py_spy = Path(sys.executable).with_name("py-spy")
-    spy = subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
-                            "--nonblocking", "--output", str(out)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    spy = subprocess.Popen(
+        [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     time.sleep(1.0)  # let py-spy attach
     curl(argv)
     time.sleep(0.3)
@@ -245,8 +263,17 @@ def profile_server(pid: int, out: Path, argv: list[str]) -> None:
     print(f"    {total} busy samples; self time (leaf Python function, C calls included):")
     for name, n in self_time.most_common(12):
         print(f"    {100 * n / total:5.1f} %  {short(name)}")
-    interesting = ("receive_upload", "write (medvault/vault/records.py)", "update (medvault/crypto/stream.py)",
-                   "read_range", "open_chunk", "sslproto", "h11_impl", "streaming", "hash_secret")
+    interesting = (
+        "receive_upload",
+        "write (medvault/vault/records.py)",
+        "update (medvault/crypto/stream.py)",
+        "read_range",
+        "open_chunk",
+        "sslproto",
+        "h11_impl",
+        "streaming",
+        "hash_secret",
+    )
     print("    inclusive time of selected functions:")
     for name, n in inclusive.most_common():
         if any(k in name for k in interesting):
@@ -258,6 +285,7 @@ def short(frame: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------
+
 
 def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)
@@ -286,29 +314,58 @@ def main() -> None:
             jar = tmp / "cookies.txt"
             cacert = ["--cacert", str(mv.cert)]
             login = subprocess.run(
-                [tool("curl"), "-sS", *cacert, "-c", str(jar), "-H", "content-type: application/json",
-                 "--data", json.dumps({"username": "bench", "password": PASSWORD}), f"{mv.base}/api/v1/login"],
-                check=True, capture_output=True, text=True)
+                [
+                    tool("curl"),
+                    "-sS",
+                    *cacert,
+                    "-c",
+                    str(jar),
+                    "-H",
+                    "content-type: application/json",
+                    "--data",
+                    json.dumps({"username": "bench", "password": PASSWORD}),
+                    f"{mv.base}/api/v1/login",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             csrf = json.loads(login.stdout)["csrf_token"]
             pid = mv.proc.pid
             idle_rss = proc_status_kib(pid, "VmRSS") / 1024
 
             with Nginx(tmp / "nginx", mv.cert, mv.key, payload) as ngx:
                 print(f"file: {args.size_mib} MiB; client: curl; same certificate (P-256) for both")
-                print(f"TLS  MedVault: {tls_summary(mv.base + '/', mv.cert)}; "
-                      f"nginx: {tls_summary(ngx.base + '/file.bin', mv.cert)}")
+                print(
+                    f"TLS  MedVault: {tls_summary(mv.base + '/', mv.cert)}; "
+                    f"nginx: {tls_summary(ngx.base + '/file.bin', mv.cert)}"
+                )
                 print(f"MedVault server idle RSS after login: {idle_rss:.0f} MiB\n")
                 common = [*cacert, "-H", "Expect:"]  # no 100-continue round trip for either
-                mv_up_argv = [*common, "-b", str(jar), "-H", f"X-CSRF-Token: {csrf}", "-o", str(tmp / "up.json"),
-                              "-F", f"file=@{payload};type=application/octet-stream",
-                              f"{mv.base}/api/v1/records"]
+                mv_up_argv = [
+                    *common,
+                    "-b",
+                    str(jar),
+                    "-H",
+                    f"X-CSRF-Token: {csrf}",
+                    "-o",
+                    str(tmp / "up.json"),
+                    "-F",
+                    f"file=@{payload};type=application/octet-stream",
+                    f"{mv.base}/api/v1/records",
+                ]
                 best: dict[str, Transfer] = {}
                 record_id = ""
                 for i in range(args.repeat):
                     rounds = [
                         ("MedVault upload", mv_up_argv, [pid], (201,), pid),
-                        ("nginx upload", [*common, "-o", "/dev/null", "-T", str(payload),
-                                          f"{ngx.base}/up/copy{i}.bin"], ngx.workers(), (201, 204), None),
+                        (
+                            "nginx upload",
+                            [*common, "-o", "/dev/null", "-T", str(payload), f"{ngx.base}/up/copy{i}.bin"],
+                            ngx.workers(),
+                            (201, 204),
+                            None,
+                        ),
                     ]
                     for label, argv, pids, expect, rss_pid in rounds:
                         t, _ = timed(label, argv, pids, expect, rss_pid)
@@ -317,12 +374,17 @@ def main() -> None:
                         if label not in best or t.wall < best[label].wall:
                             best[label] = t
                     (tmp / "nginx" / "www" / "up" / f"copy{i}.bin").unlink(missing_ok=True)
-                    mv_down_argv = [*common, "-b", str(jar), "-o", "/dev/null",
-                                    f"{mv.base}/api/v1/records/{record_id}/content"]
+                    mv_down_argv = [
+                        *common,
+                        "-b",
+                        str(jar),
+                        "-o",
+                        "/dev/null",
+                        f"{mv.base}/api/v1/records/{record_id}/content",
+                    ]
                     for label, argv, pids, rss_pid in (
                         ("MedVault download", mv_down_argv, [pid], pid),
-                        ("nginx download", [*common, "-o", "/dev/null", f"{ngx.base}/file.bin"], ngx.workers(),
-                         None),
+                        ("nginx download", [*common, "-o", "/dev/null", f"{ngx.base}/file.bin"], ngx.workers(), None),
                     ):
                         t, report = timed(label, argv, pids, (200,), rss_pid)
                         if report["down"] != size:
@@ -337,21 +399,31 @@ def main() -> None:
                 same = subprocess.run(["cmp", "-s", str(payload), str(check)]).returncode == 0
                 check.unlink()
 
-                print(f"{'transfer':20}{'MiB/s':>8}{'wall s':>9}{'server CPU s':>14}{'server CPU %':>14}"
-                      f"{'curl CPU s':>12}{'peak RSS MiB':>14}")
+                print(
+                    f"{'transfer':20}{'MiB/s':>8}{'wall s':>9}{'server CPU s':>14}{'server CPU %':>14}"
+                    f"{'curl CPU s':>12}{'peak RSS MiB':>14}"
+                )
                 for t in best.values():
                     rss = f"{t.peak_rss_mib:.0f}" if t.peak_rss_mib is not None else "-"
-                    print(f"{t.label:20}{t.mib_s(size):>8.0f}{t.wall:>9.2f}{t.server_cpu:>14.2f}"
-                          f"{100 * t.server_cpu / t.wall:>13.0f}%{t.client_cpu:>12.2f}{rss:>14}")
-                print(f"(nginx worker peak RSS over the run: {nginx_rss:.0f} MiB; MedVault download byte-exact: "
-                      f"{'yes' if same else 'NO'})\n")
+                    print(
+                        f"{t.label:20}{t.mib_s(size):>8.0f}{t.wall:>9.2f}{t.server_cpu:>14.2f}"
+                        f"{100 * t.server_cpu / t.wall:>13.0f}%{t.client_cpu:>12.2f}{rss:>14}"
+                    )
+                print(
+                    f"(nginx worker peak RSS over the run: {nginx_rss:.0f} MiB; MedVault download byte-exact: "
+                    f"{'yes' if same else 'NO'})\n"
+                )
                 for direction, target in (("download", 50), ("upload", 25)):
                     pct = 100 * best[f"MedVault {direction}"].mib_s(size) / best[f"nginx {direction}"].mib_s(size)
-                    print(f"MedVault {direction:8} = {pct:5.1f} % of nginx (target >= {target} %: "
-                          f"{'meets' if pct >= target else 'BELOW'})")
+                    print(
+                        f"MedVault {direction:8} = {pct:5.1f} % of nginx (target >= {target} %: "
+                        f"{'meets' if pct >= target else 'BELOW'})"
+                    )
                 mv_up = best["MedVault upload"]
-                print(f"MedVault server CPU per GiB: upload {mv_up.server_cpu * 1024 / args.size_mib:.1f} s, "
-                      f"download {best['MedVault download'].server_cpu * 1024 / args.size_mib:.1f} s")
+                print(
+                    f"MedVault server CPU per GiB: upload {mv_up.server_cpu * 1024 / args.size_mib:.1f} s, "
+                    f"download {best['MedVault download'].server_cpu * 1024 / args.size_mib:.1f} s"
+                )
 
                 if args.profile:
                     if not Path(sys.executable).with_name("py-spy").exists():
@@ -361,9 +433,18 @@ def main() -> None:
                         profile_server(pid, tmp / "up.prof", mv_up_argv)
                         record_id = json.loads((tmp / "up.json").read_text())["id"]
                         print("\nprofile of the MedVault server during one download:")
-                        profile_server(pid, tmp / "down.prof", [
-                            *common, "-b", str(jar), "-o", "/dev/null",
-                            f"{mv.base}/api/v1/records/{record_id}/content"])
+                        profile_server(
+                            pid,
+                            tmp / "down.prof",
+                            [
+                                *common,
+                                "-b",
+                                str(jar),
+                                "-o",
+                                "/dev/null",
+                                f"{mv.base}/api/v1/records/{record_id}/content",
+                            ],
+                        )
         shutil.rmtree(tmp / "data", ignore_errors=True)
 
 

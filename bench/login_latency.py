@@ -38,16 +38,19 @@ PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway bench acco
 
 def summary(label: str, seconds: list[float]) -> str:
     p50, p95 = percentiles(seconds, 50, 95)
-    return (f"{label:46} p50 {1000 * p50:7.1f} ms   p95 {1000 * p95:7.1f} ms   max {1000 * max(seconds):7.1f} ms"
-            f"   (n={len(seconds)})")
+    return (
+        f"{label:46} p50 {1000 * p50:7.1f} ms   p95 {1000 * p95:7.1f} ms   max {1000 * max(seconds):7.1f} ms"
+        f"   (n={len(seconds)})"
+    )
 
 
 def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--logins", type=int, default=30, help="timed logins (default 30)")
-    ap.add_argument("--concurrency", type=int, default=1,
-                    help="clients logging in at once, each on its own connection (default 1)")
+    ap.add_argument(
+        "--concurrency", type=int, default=1, help="clients logging in at once, each on its own connection (default 1)"
+    )
     ap.add_argument("--tmp-dir", default=None)
     args = ap.parse_args()
     print(f"machine: {machine_summary()}")
@@ -56,9 +59,11 @@ def main() -> None:
         data = Path(tmp_name) / "data"
         settings = load_settings({"data_dir": data})
         t_cost, m_kib, par = settings.argon2_time_cost, settings.argon2_memory_kib, DEFAULT_PROFILE.parallelism
-        print(f"Argon2id in use: time_cost={t_cost}, memory={m_kib} KiB ({m_kib // 1024} MiB), parallelism={par}, "
-              f"hash_len=32 (+2 HKDF-SHA256); login pool: {settings.login_workers} workers, "
-              f"queue {settings.login_queue}\n")
+        print(
+            f"Argon2id in use: time_cost={t_cost}, memory={m_kib} KiB ({m_kib // 1024} MiB), parallelism={par}, "
+            f"hash_len=32 (+2 HKDF-SHA256); login pool: {settings.login_workers} workers, "
+            f"queue {settings.login_queue}\n"
+        )
 
         with MedVaultServer(data) as mv:
             mv.create_account("bench", PASSWORD)
@@ -97,8 +102,9 @@ def main() -> None:
         lib = []
         for _ in range(args.logins):
             t0 = time.perf_counter()
-            hash_secret_raw(PASSWORD.encode(), salt, time_cost=t_cost, memory_cost=m_kib, parallelism=par,
-                            hash_len=32, type=Type.ID)
+            hash_secret_raw(
+                PASSWORD.encode(), salt, time_cost=t_cost, memory_cost=m_kib, parallelism=par, hash_len=32, type=Type.ID
+            )
             lib.append(time.perf_counter() - t0)
         derive = []
         for _ in range(min(10, args.logins)):
@@ -112,16 +118,25 @@ def main() -> None:
             log2_m = m_kib.bit_length() - 1
             exact = 1 << log2_m == m_kib
             mem_flag = ["-k", str(m_kib)]
-            probe = subprocess.run([argon2, "somesalt12345678", "-id", "-t", "1", *mem_flag, "-p", "1", "-l", "32"],
-                                   input=PASSWORD, capture_output=True, text=True)
+            probe = subprocess.run(
+                [argon2, "somesalt12345678", "-id", "-t", "1", *mem_flag, "-p", "1", "-l", "32"],
+                input=PASSWORD,
+                capture_output=True,
+                text=True,
+            )
             if probe.returncode != 0:  # older CLIs only take -m log2(KiB)
                 mem_flag = ["-m", str(log2_m)]
                 if not exact:
                     print(f"note: argon2 CLI takes memory as a power of two; using 2^{log2_m} KiB")
             for _ in range(args.logins):
                 t0 = time.perf_counter()
-                out = subprocess.run([argon2, salt.hex()[:16], "-id", "-t", str(t_cost), *mem_flag, "-p", str(par),
-                                      "-l", "32"], input=PASSWORD, capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [argon2, salt.hex()[:16], "-id", "-t", str(t_cost), *mem_flag, "-p", str(par), "-l", "32"],
+                    input=PASSWORD,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 cli_wall.append(time.perf_counter() - t0)
                 match = re.search(r"([\d.]+) seconds", out.stdout)
                 if match:
@@ -130,8 +145,10 @@ def main() -> None:
     concurrency = f", {args.concurrency} concurrent clients" if args.concurrency > 1 else ""
     print(summary(f"MedVault API login (HTTPS keep-alive{concurrency})", api))
     if wrong_t:
-        print(summary("MedVault API login, wrong password", wrong_t)
-              + (f"  [{throttled} more answered 429]" if throttled else ""))
+        print(
+            summary("MedVault API login, wrong password", wrong_t)
+            + (f"  [{throttled} more answered 429]" if throttled else "")
+        )
     print(summary("argon2-cffi hash_secret_raw (in process)", lib))
     print(summary("medvault derive_login_secrets (in process)", derive))
     if argon2:
@@ -141,8 +158,10 @@ def main() -> None:
     else:
         print("argon2 CLI not installed (Debian package `argon2`): skipped")
     api50, lib50 = percentiles(api, 50)[0], percentiles(lib, 50)[0]
-    print(f"\nAPI overhead over bare Argon2id at p50: {1000 * (api50 - lib50):.1f} ms "
-          f"({100 * lib50 / api50:.0f} % of a login is the Argon2id run)")
+    print(
+        f"\nAPI overhead over bare Argon2id at p50: {1000 * (api50 - lib50):.1f} ms "
+        f"({100 * lib50 / api50:.0f} % of a login is the Argon2id run)"
+    )
     if cli_self:
         cli50 = percentiles(cli_self, 50)[0]
         print(f"MedVault login p50 = {100 * api50 / cli50:.0f} % of the argon2 CLI's p50 with the same parameters")

@@ -18,8 +18,7 @@ from tests.support import ON_CI, Server, require_tool
 
 
 def client_from(server: Server, source: str, **kwargs) -> httpx.Client:
-    transport = httpx.HTTPTransport(local_address=source, verify=server.ssl_context(), retries=0)
-    return httpx.Client(base_url=server.base, transport=transport, timeout=10, **kwargs)
+    return server.client(source, **kwargs)
 
 
 def is_refused(server: Server, source: str) -> bool:
@@ -42,8 +41,23 @@ def snat_group(last_octet: int):
     name = f"mvatk{last_octet}"
     subprocess.run(["groupadd", "-f", name], check=True)
     gid = grp.getgrnam(name).gr_gid
-    rule = ["POSTROUTING", "-t", "nat", "-p", "tcp", "-d", "127.0.0.1", "-m", "owner", "--gid-owner", str(gid),
-            "-j", "SNAT", "--to-source", f"127.0.0.{last_octet}"]
+    rule = [
+        "POSTROUTING",
+        "-t",
+        "nat",
+        "-p",
+        "tcp",
+        "-d",
+        "127.0.0.1",
+        "-m",
+        "owner",
+        "--gid-owner",
+        str(gid),
+        "-j",
+        "SNAT",
+        "--to-source",
+        f"127.0.0.{last_octet}",
+    ]
     subprocess.run([iptables, "-A", *rule], check=True)
     try:
         yield gid
@@ -54,8 +68,9 @@ def snat_group(last_octet: int):
 def run_as(gid: int, argv: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
     """Run a tool in the attacker's group; bounded in time (a timeout is an answer, not an error)."""
     try:
-        return subprocess.run(argv, group=gid, extra_groups=[], capture_output=True, text=True, timeout=timeout,
-                              **kwargs)
+        return subprocess.run(
+            argv, group=gid, extra_groups=[], capture_output=True, text=True, timeout=timeout, **kwargs
+        )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         return subprocess.CompletedProcess(argv, -1, out, "timeout")

@@ -38,8 +38,9 @@ def free_port() -> int:
 
 def cli(data_dir: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
-    result = subprocess.run([str(BIN), *args, "--data-dir", str(data_dir)], capture_output=True, text=True,
-                            env=full_env, timeout=60)
+    result = subprocess.run(
+        [str(BIN), *args, "--data-dir", str(data_dir)], capture_output=True, text=True, env=full_env, timeout=60
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"medvault {' '.join(args)} failed: {result.stderr}")
     return result
@@ -67,8 +68,20 @@ class Server:
     def start(self) -> Server:
         log = (self.data_dir.parent / f"{self.data_dir.name}-server.log").open("ab")
         self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--data-dir", str(self.data_dir), "--https-port", str(self.https_port),
-             "--http-port", str(self.http_port)], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                str(BIN),
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--https-port",
+                str(self.https_port),
+                "--http-port",
+                str(self.http_port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -92,28 +105,36 @@ class Server:
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.data_dir / "tls" / "cert.pem"))
 
-    def client(self, **kwargs) -> httpx.Client:
-        return httpx.Client(base_url=self.base, verify=self.ssl_context(), timeout=60, **kwargs)
+    def client(self, source: str | None = None, **kwargs) -> httpx.Client:
+        """An HTTPS client, optionally leaving from a given loopback address."""
+        transport = httpx.HTTPTransport(local_address=source, verify=self.ssl_context(), retries=0)
+        return httpx.Client(base_url=self.base, transport=transport, timeout=60, **kwargs)
 
     def invite(self, name: str, role: str = "patient", *extra: str) -> str:
         out = cli(self.data_dir, "user", "invite", name, "--role", role, "--json", *extra, env=self.env)
         return json.loads(out.stdout)["code"]
 
-    def account(self, name: str, role: str = "patient", password: str = "correct horse battery") -> dict:
+    def account(
+        self, name: str, role: str = "patient", password: str = "correct horse battery", source: str | None = None
+    ) -> dict:
         """Invite, accept and log in; return a dict with client, csrf token, recovery key and password."""
         code = self.invite(name, role)
-        client = self.client()
+        client = self.client(source)
         accepted = client.post("/api/v1/invitations/accept", json={"code": code, "password": password})
         assert accepted.status_code == 201, accepted.text
         login = client.post("/api/v1/login", json={"username": name, "password": password})
         assert login.status_code == 200, login.text
         client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
-        return {"client": client, "recovery_key": accepted.json()["recovery_key"], "password": password,
-                "name": name}
+        return {"client": client, "recovery_key": accepted.json()["recovery_key"], "password": password, "name": name}
 
 
-def upload(client: httpx.Client, content: bytes, filename: str = "scan.pdf", metadata: dict | None = None,
-           content_type: str = "application/pdf") -> httpx.Response:
+def upload(
+    client: httpx.Client,
+    content: bytes,
+    filename: str = "scan.pdf",
+    metadata: dict | None = None,
+    content_type: str = "application/pdf",
+) -> httpx.Response:
     files = {"file": (filename, content, content_type)}
     data = {"metadata": json.dumps(metadata)} if metadata is not None else None
     return client.post("/api/v1/records", files=files, data=data)

@@ -33,8 +33,10 @@ def machine_summary() -> str:
     except OSError:
         pass
     accel = [f for f in ("aes", "vaes", "pclmulqdq", "vpclmulqdq", "avx2", "avx512f") if f in flags]
-    return (f"{os.cpu_count()} logical cores ({len(os.sched_getaffinity(0))} usable), {model}; "
-            f"CPU flags: {' '.join(accel) or 'none of aes/avx'}; Python {sys.version.split()[0]}")
+    return (
+        f"{os.cpu_count()} logical cores ({len(os.sched_getaffinity(0))} usable), {model}; "
+        f"CPU flags: {' '.join(accel) or 'none of aes/avx'}; Python {sys.version.split()[0]}"
+    )
 
 
 def tool(name: str) -> str | None:
@@ -120,8 +122,13 @@ class MedVaultServer:
         return self.data_dir / "tls" / "key.pem"
 
     def cli(self, *args: str) -> str:
-        result = subprocess.run([str(BIN), *args, "--data-dir", str(self.data_dir)], capture_output=True,
-                                text=True, env=self.env, timeout=120)
+        result = subprocess.run(
+            [str(BIN), *args, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"medvault {' '.join(args)} failed: {result.stderr}")
         return result.stdout
@@ -130,8 +137,20 @@ class MedVaultServer:
         self.cli("init")
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--data-dir", str(self.data_dir), "--https-port", str(self.https_port),
-             "--http-port", str(self.http_port)], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                str(BIN),
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--https-port",
+                str(self.https_port),
+                "--http-port",
+                str(self.http_port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -24,9 +24,16 @@ class AuditTrail:
         at = time.time()
         with self._engine.begin() as conn:
             prev = conn.execute(select(audit.c.entry_hash).order_by(audit.c.seq.desc()).limit(1)).scalar()
-            conn.execute(insert(audit).values(
-                at=at, actor_id=actor_id, action=action, record_id=record_id, ip=ip,
-                entry_hash=_entry_hash(prev or "", at, actor_id, action, record_id, ip)))
+            conn.execute(
+                insert(audit).values(
+                    at=at,
+                    actor_id=actor_id,
+                    action=action,
+                    record_id=record_id,
+                    ip=ip,
+                    entry_hash=_entry_hash(prev or "", at, actor_id, action, record_id, ip),
+                )
+            )
 
     def verify(self) -> tuple[bool, int]:
         """Recompute the chain; return (intact, entries checked)."""
@@ -42,7 +49,7 @@ class AuditTrail:
 
     def for_records(self, record_ids: list[str], limit: int = 200) -> list[dict]:
         with self._engine.connect() as conn:
-            rows = conn.execute(select(audit).where(audit.c.record_id.in_(record_ids))
-                                .order_by(audit.c.seq.desc()).limit(limit))
-            return [{"at": r.at, "actor_id": r.actor_id, "action": r.action, "record_id": r.record_id}
-                    for r in rows]
+            rows = conn.execute(
+                select(audit).where(audit.c.record_id.in_(record_ids)).order_by(audit.c.seq.desc()).limit(limit)
+            )
+            return [{"at": r.at, "actor_id": r.actor_id, "action": r.action, "record_id": r.record_id} for r in rows]

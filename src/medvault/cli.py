@@ -22,8 +22,9 @@ from medvault.core import MedVault, NotInitialised
 from medvault.guard.cli import guard_app
 from medvault.guard.store import BanStore
 
-app = typer.Typer(help="MedVault: a private cloud for medical records.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="MedVault: a private cloud for medical records.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 user_app = typer.Typer(help="Accounts: invitations, listing, disabling, resets.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -88,8 +89,16 @@ def serve(
     """Serve HTTPS (and the HTTP redirect) until interrupted."""
     from medvault.runtime import run_server
 
-    settings = _settings(data_dir, config, database_url=database_url, host=host, https_port=https_port,
-                         http_port=http_port, cert=cert, key=key)
+    settings = _settings(
+        data_dir,
+        config,
+        database_url=database_url,
+        host=host,
+        https_port=https_port,
+        http_port=http_port,
+        cert=cert,
+        key=key,
+    )
     medvault = MedVault(settings)
     try:
         medvault.check_initialised()
@@ -122,16 +131,25 @@ def user_invite(
 def _print_invitation(medvault: MedVault, invitation, as_json: bool) -> None:
     link = f"{medvault.settings.https_url}/invite/{invitation.code}"
     if as_json:
-        typer.echo(json.dumps({"username": invitation.username, "code": invitation.code, "link": link,
-                               "expires_at": invitation.expires_at}))
+        typer.echo(
+            json.dumps(
+                {
+                    "username": invitation.username,
+                    "code": invitation.code,
+                    "link": link,
+                    "expires_at": invitation.expires_at,
+                }
+            )
+        )
     else:
         typer.echo(f"Invitation for {invitation.username} (valid {medvault.settings.invitation_hours} h):")
         typer.echo(f"  code: {invitation.code}\n  link: {link}")
 
 
 @user_app.command("list")
-def user_list(as_json: Annotated[bool, typer.Option("--json")] = False, data_dir: DataDir = None,
-              database_url: DatabaseUrl = None) -> None:
+def user_list(
+    as_json: Annotated[bool, typer.Option("--json")] = False, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
     """List accounts with role and status."""
     accounts = _open(data_dir, database_url=database_url).accounts.list()
     if as_json:
@@ -161,8 +179,10 @@ def user_reinvite(
 ) -> None:
     """The administrator's reset: a new invitation. Old records stay locked unless the owner has the recovery key."""
     medvault = _open(data_dir, database_url=database_url)
-    warning = (f"Resetting {name}: their current password stops working. Records stored so far stay encrypted "
-               "under their old keys and can be reopened only with their recovery key.")
+    warning = (
+        f"Resetting {name}: their current password stops working. Records stored so far stay encrypted "
+        "under their old keys and can be reopened only with their recovery key."
+    )
     if not yes:
         typer.echo(warning, err=True)
         if not sys.stdin.isatty() or not typer.confirm("Continue?"):
@@ -195,8 +215,9 @@ def _network(ip: str) -> str:
 
 
 @guard_app.command("list")
-def guard_list(as_json: Annotated[bool, typer.Option("--json")] = False, data_dir: DataDir = None,
-               database_url: DatabaseUrl = None) -> None:
+def guard_list(
+    as_json: Annotated[bool, typer.Option("--json")] = False, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
     """Current bans of the server using this data folder (or database)."""
     now = time.time()
     rows = [b for b in _ban_store(data_dir, database_url).all() if b.until > now]
@@ -226,8 +247,12 @@ def guard_status(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> 
 
 
 @guard_app.command("ban")
-def guard_ban(ip: str, seconds: Annotated[int, typer.Option(min=1)] = 3600, data_dir: DataDir = None,
-              database_url: DatabaseUrl = None) -> None:
+def guard_ban(
+    ip: str,
+    seconds: Annotated[int, typer.Option(min=1)] = 3600,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
     """Ban an address or network; the running server applies it within two seconds."""
     _ban_store(data_dir, database_url).put(_network(ip), "manual", time.time() + seconds, 1, "administrator")
     typer.echo(f"{_network(ip)} banned for {seconds}s")

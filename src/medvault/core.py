@@ -74,9 +74,13 @@ class MedVault:
     @cached_property
     def accounts(self) -> Accounts:
         s = self.settings
-        return Accounts(self.engine, HashPool(s.login_workers, s.login_queue),
-                        Argon2Profile(s.argon2_time_cost, s.argon2_memory_kib), self.server_secret,
-                        s.invitation_hours)
+        return Accounts(
+            self.engine,
+            HashPool(s.login_workers, s.login_queue),
+            Argon2Profile(s.argon2_time_cost, s.argon2_memory_kib),
+            self.server_secret,
+            s.invitation_hours,
+        )
 
     @cached_property
     def sessions(self) -> Sessions:

@@ -21,8 +21,11 @@ def run_server(medvault: MedVault) -> None:
         logging.getLogger("medvault").warning("removed %d leftovers of an interrupted upload", removed)
     guard = None
     if medvault.settings.guard_enabled:
-        guard = ServerGuard(BanStore(medvault.engine), ignoreip=medvault.settings.trusted_proxies,
-                            snapshot=medvault.data_dir / "guard-status.json")
+        guard = ServerGuard(
+            BanStore(medvault.engine),
+            ignoreip=medvault.settings.trusted_proxies,
+            snapshot=medvault.data_dir / "guard-status.json",
+        )
         medvault.events.listeners.append(guard.on_event)
     app = create_app(medvault, guard)
     asyncio.run(serve(medvault, app, guard))

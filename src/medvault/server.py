@@ -31,9 +31,19 @@ OnEvent = Callable[..., None]  # (event kind, client ip, **fields)
 
 # Handshake failures no browser causes: plain text on the TLS port, or offering only protocols and
 # suites that MedVault refuses. TLS scanners and service probes (nmap -sV) make them by the dozen.
-PROBE_REASONS = {"HTTP_REQUEST", "WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL", "NO_SHARED_CIPHER",
-                 "VERSION_TOO_LOW", "NO_CIPHERS_AVAILABLE", "NO_PROTOCOLS_AVAILABLE", "UNKNOWN_PROTOCOL",
-                 "NO_SUITABLE_SIGNATURE_ALGORITHM", "INAPPROPRIATE_FALLBACK", "HTTPS_PROXY_REQUEST"}
+PROBE_REASONS = {
+    "HTTP_REQUEST",
+    "WRONG_VERSION_NUMBER",
+    "UNSUPPORTED_PROTOCOL",
+    "NO_SHARED_CIPHER",
+    "VERSION_TOO_LOW",
+    "NO_CIPHERS_AVAILABLE",
+    "NO_PROTOCOLS_AVAILABLE",
+    "UNKNOWN_PROTOCOL",
+    "NO_SUITABLE_SIGNATURE_ALGORITHM",
+    "INAPPROPRIATE_FALLBACK",
+    "HTTPS_PROXY_REQUEST",
+}
 
 
 class _LoggingSSLProtocol(asyncio.sslproto.SSLProtocol):
@@ -76,8 +86,9 @@ class ConnectionLimits:
             self.open.pop(ip, None)
 
 
-def gated_tls_protocol(inner_class: type, context: ssl.SSLContext, is_refused: IsRefused, on_event: OnEvent,
-                       limits: ConnectionLimits):
+def gated_tls_protocol(
+    inner_class: type, context: ssl.SSLContext, is_refused: IsRefused, on_event: OnEvent, limits: ConnectionLimits
+):
     """Build a uvicorn protocol class: ban check and connection cap, then TLS, then HTTP with a header deadline."""
 
     class TrackedHTTP(inner_class):
@@ -110,9 +121,19 @@ def gated_tls_protocol(inner_class: type, context: ssl.SSLContext, is_refused: I
                 transport.abort()
                 return
             self._inner.peer = ip
-            tls = _LoggingSSLProtocol(self._loop, self._inner, context, None, server_side=True,
-                                      ssl_handshake_timeout=limits.header_timeout, ssl_shutdown_timeout=1.0, peer=ip, on_event=on_event,
-                                      on_failed=lambda: limits.leave(ip))
+            # A short shutdown timeout: clients that never answer close_notify (hydra) must not hold sockets.
+            tls = _LoggingSSLProtocol(
+                self._loop,
+                self._inner,
+                context,
+                None,
+                server_side=True,
+                ssl_handshake_timeout=limits.header_timeout,
+                ssl_shutdown_timeout=1.0,
+                peer=ip,
+                on_event=on_event,
+                on_failed=lambda: limits.leave(ip),
+            )
             transport.set_protocol(tls)
             tls.connection_made(transport)
             self._loop.call_later(limits.header_timeout, self._deadline, transport)
@@ -142,9 +163,17 @@ class RedirectToHTTPS:
         target = self.https_base + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
-        await send({"type": "http.response.start", "status": 308,
-                    "headers": [(b"location", target.encode("latin-1")), (b"content-length", b"0"),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 308,
+                "headers": [
+                    (b"location", target.encode("latin-1")),
+                    (b"content-length", b"0"),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b""})
 
 
@@ -157,9 +186,21 @@ class _Server(uvicorn.Server):
 
 
 def _uvicorn_config(app, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, port=port, http="h11", lifespan="off", server_header=False,
-                          date_header=True, proxy_headers=False, access_log=False, log_level="warning",
-                          timeout_keep_alive=10, timeout_graceful_shutdown=5, backlog=2048)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="h11",
+        lifespan="off",
+        server_header=False,
+        date_header=True,
+        proxy_headers=False,
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=10,
+        timeout_graceful_shutdown=5,
+        backlog=2048,
+    )
 
 
 async def serve(medvault: MedVault, app, guard: ServerGuard | None) -> None:
@@ -168,10 +209,12 @@ async def serve(medvault: MedVault, app, guard: ServerGuard | None) -> None:
     https = _uvicorn_config(app, settings.host, settings.https_port)
     https.load()
     https.http_protocol_class = gated_tls_protocol(
-        https.http_protocol_class, server_context(settings.cert_path, settings.key_path),
+        https.http_protocol_class,
+        server_context(settings.cert_path, settings.key_path),
         guard.is_banned if guard is not None else (lambda _ip: False),
         medvault.events.emit,
-        ConnectionLimits(policy.max_connections_per_ip, policy.header_timeout))
+        ConnectionLimits(policy.max_connections_per_ip, policy.header_timeout),
+    )
     http = _uvicorn_config(RedirectToHTTPS(settings.https_url), settings.host, settings.http_port)
     servers = [_Server(https), _Server(http)]
 
@@ -181,8 +224,13 @@ async def serve(medvault: MedVault, app, guard: ServerGuard | None) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
-    log.warning("MedVault serving https://%s:%d (http://%s:%d redirects)", settings.host, settings.https_port,
-                settings.host, settings.http_port)
+    log.warning(
+        "MedVault serving https://%s:%d (http://%s:%d redirects)",
+        settings.host,
+        settings.https_port,
+        settings.host,
+        settings.http_port,
+    )
     tasks = [asyncio.ensure_future(s.serve()) for s in servers]
     if guard is not None:
         sync = asyncio.ensure_future(_sync_bans(guard, servers))

@@ -120,8 +120,9 @@ def replay(name: str, block: str | None = None) -> Replay:
                         opts = {**common, **opts}
                         if not _applies(opts, name):
                             continue
-                        filters.append((json.dumps(opts), Filter(load_filter(
-                            FILTER_DIR / f"{name}.conf", _filter_options(opts)))))
+                        filters.append(
+                            (json.dumps(opts), Filter(load_filter(FILTER_DIR / f"{name}.conf", _filter_options(opts))))
+                        )
                     active = bool(filters) and (block is None or m.group(2).strip() == block)
                     continue
                 expected = payload

@@ -26,16 +26,14 @@ def test_test_filter_json(tmp_path: Path) -> None:
     result = runner.invoke(guard_app, ["test-filter", str(FILTERS / "medvault-scan.conf"), str(log), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data == {"lines": 4, "matched": 3, "ignored": 0, "missed": 1,
-                    "hosts": {"192.0.2.1": 2, "192.0.2.3": 1}}
+    assert data == {"lines": 4, "matched": 3, "ignored": 0, "missed": 1, "hosts": {"192.0.2.1": 2, "192.0.2.3": 1}}
 
 
 def test_test_filter_text_and_print_matched(tmp_path: Path) -> None:
     """The text summary counts lines and --print-matched echoes the matched lines."""
     log = tmp_path / "access.log"
     log.write_text(ACCESS_LOG, encoding="utf-8")
-    result = runner.invoke(guard_app, ["test-filter", str(FILTERS / "medvault-scan.conf"), str(log),
-                                       "--print-matched"])
+    result = runner.invoke(guard_app, ["test-filter", str(FILTERS / "medvault-scan.conf"), str(log), "--print-matched"])
     assert result.exit_code == 0
     assert "Lines: 4, 3 matched, 0 ignored, 1 missed" in result.stdout
     assert "/.env" in result.stdout and '"GET /x ' not in result.stdout
@@ -43,8 +41,7 @@ def test_test_filter_text_and_print_matched(tmp_path: Path) -> None:
 
 def test_test_filter_missing_log_exits_2(tmp_path: Path) -> None:
     """A missing log file is reported on stderr with exit code 2."""
-    result = runner.invoke(guard_app, ["test-filter", str(FILTERS / "medvault-scan.conf"),
-                                       str(tmp_path / "nope.log")])
+    result = runner.invoke(guard_app, ["test-filter", str(FILTERS / "medvault-scan.conf"), str(tmp_path / "nope.log")])
     assert result.exit_code == 2 and "cannot read" in result.stderr
 
 
@@ -81,8 +78,9 @@ def test_run_bans_sshd_seed_case_end_to_end(tmp_path: Path) -> None:
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
     banned = tmp_path / "banned.txt"
     config = tmp_path / "guard.toml"
-    config.write_text(f"""
-state_file = "{tmp_path / 'state.json'}"
+    config.write_text(
+        f"""
+state_file = "{tmp_path / "state.json"}"
 poll_interval = 0.05
 
 [jails.sshd]
@@ -95,7 +93,9 @@ ignoreip = ["127.0.0.0/8"]
 
 [jails.sshd.action]
 actionban = "sh -c 'echo \\"$0\\" >> {banned}' <ip>"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     result = runner.invoke(guard_app, ["run", "--config", str(config), "--once"])
     assert result.exit_code == 0, result.output
     assert sorted(banned.read_text(encoding="utf-8").split()) == [attacker, scanner]

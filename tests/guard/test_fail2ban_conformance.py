@@ -7,9 +7,19 @@ import pytest
 from .samplelogs import FILTER_DIR, LOG_DIR, fail2ban_installed, option_blocks, replay
 
 REQUIRED = (
-    "sshd", "apache-auth", "apache-badbots", "apache-botsearch", "apache-noscript",
-    "apache-overflows", "apache-nohome", "apache-shellshock", "nginx-http-auth", "nginx-botsearch",
-    "nginx-limit-req", "nginx-bad-request", "php-url-fopen",
+    "sshd",
+    "apache-auth",
+    "apache-badbots",
+    "apache-botsearch",
+    "apache-noscript",
+    "apache-overflows",
+    "apache-nohome",
+    "apache-shellshock",
+    "nginx-http-auth",
+    "nginx-botsearch",
+    "nginx-limit-req",
+    "nginx-bad-request",
+    "php-url-fopen",
 )
 # Sample logs with a same-named filter that replay cleanly; raise when the engine improves.
 MIN_PASSING = 87
@@ -18,8 +28,11 @@ MIN_PASSING = 87
 def _cases() -> list:
     if not fail2ban_installed():
         return [pytest.param(name, "", id=name) for name in REQUIRED]
-    return [pytest.param(name, block, id=f"{name}{block and '-' + block}")
-            for name in REQUIRED for block in option_blocks(name)]
+    return [
+        pytest.param(name, block, id=f"{name}{block and '-' + block}")
+        for name in REQUIRED
+        for block in option_blocks(name)
+    ]
 
 
 @pytest.mark.usefixtures("needs_fail2ban")

@@ -32,8 +32,7 @@ def test_old_replayed_log_bans_no_one_now() -> None:
 
 def test_growing_bantime_for_repeat_offenders() -> None:
     """Each further ban of the same address lasts factor times longer, up to maxtime."""
-    jail = Jail("sshd", maxretry=1, findtime=60, bantime=100,
-                bantime_increment=BantimeIncrement(factor=2, maxtime=350))
+    jail = Jail("sshd", maxretry=1, findtime=60, bantime=100, bantime_increment=BantimeIncrement(factor=2, maxtime=350))
     durations = [b.until - b.start for b in (jail.record_failure("192.0.2.1", t) for t in (0, 1, 2, 3))]
     assert durations == [100, 200, 350, 350]
 

@@ -13,16 +13,19 @@ from medvault.guard.prefilter import anchored_at_start, build_prefilter, require
 from .samplelogs import FILTER_DIR, LOG_DIR, fail2ban_installed
 
 
-@pytest.mark.parametrize(("regex", "expected"), [
-    (r"^Failed \S+ for", {"Failed "}),
-    (r"^(?:Invalid|Illegal) user x", {"Invalid user x", "Illegal user x"}),
-    (r"^[iI]nvalid user", {"invalid user", "Invalid user"}),
-    (r'"(?:EmailCollector|WebEMailExtrac)"$', {'"EmailCollector"', '"WebEMailExtrac"'}),
-    (r"(?i)failed password", None),  # case-insensitive: no claim
-    (r"^(?:foo|\S+) bar", {" bar"}),
-    (r"^x?\d+$", None),
-    (r"ab(?:cd)?\nef", {"ab", "abcd"}),  # only the part before the newline is in the line
-])
+@pytest.mark.parametrize(
+    ("regex", "expected"),
+    [
+        (r"^Failed \S+ for", {"Failed "}),
+        (r"^(?:Invalid|Illegal) user x", {"Invalid user x", "Illegal user x"}),
+        (r"^[iI]nvalid user", {"invalid user", "Invalid user"}),
+        (r'"(?:EmailCollector|WebEMailExtrac)"$', {'"EmailCollector"', '"WebEMailExtrac"'}),
+        (r"(?i)failed password", None),  # case-insensitive: no claim
+        (r"^(?:foo|\S+) bar", {" bar"}),
+        (r"^x?\d+$", None),
+        (r"ab(?:cd)?\nef", {"ab", "abcd"}),  # only the part before the newline is in the line
+    ],
+)
 def test_required_literals(regex: str, expected: set[str] | None) -> None:
     """Every match contains one of the strings found; unclear constructs give no requirement."""
     got = required_literals(regex)
@@ -61,8 +64,12 @@ def test_scan_equals_match_on_sample_logs(name: str, monkeypatch: pytest.MonkeyP
     from medvault.guard.filterfile import load_filter
 
     monkeypatch.setattr(matcher, "_SAMPLE_LINES", 200)
-    lines = [line for p in sorted(LOG_DIR.iterdir()) if p.is_file()
-             for line in p.read_text(encoding="utf-8", errors="replace").splitlines()]
+    lines = [
+        line
+        for p in sorted(LOG_DIR.iterdir())
+        if p.is_file()
+        for line in p.read_text(encoding="utf-8", errors="replace").splitlines()
+    ]
     now = 1124013600.0
     expected = _results(Filter(load_filter(FILTER_DIR / f"{name}.conf")), lines, now)
     got = [(i, repr(r)) for i, r in Filter(load_filter(FILTER_DIR / f"{name}.conf")).scan(lines, now)]

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import socket
-
 import time
 
 import httpx
@@ -14,8 +13,14 @@ import pytest
 
 from tests.support import Server, upload
 
-MARKERS = [b"ZEBRA-CONTENT-7731", b"ZEBRA-NAME-4409", b"ZEBRA-TITLE-9912", b"ZEBRA-FACILITY-0044",
-           b"ZEBRA-CUSTOM-5150", b"ZEBRA-TAG-3141"]
+MARKERS = [
+    b"ZEBRA-CONTENT-7731",
+    b"ZEBRA-NAME-4409",
+    b"ZEBRA-TITLE-9912",
+    b"ZEBRA-FACILITY-0044",
+    b"ZEBRA-CUSTOM-5150",
+    b"ZEBRA-TAG-3141",
+]
 
 
 def _all_bytes_under(*roots) -> list[tuple[str, bytes]]:
@@ -33,8 +38,13 @@ def test_no_marker_anywhere_at_rest(server):
     """Content, file name and metadata markers appear in no byte of the data folder, database or temp folder."""
     user = server.account("zed")
     content = (b"%PDF-1.4 " + MARKERS[0] + b" ") * 5000
-    meta = {"title": MARKERS[2].decode(), "facility": MARKERS[3].decode(), "custom": {"k": MARKERS[4].decode()},
-            "tags": [MARKERS[5].decode()], "description": "about " + MARKERS[2].decode()}
+    meta = {
+        "title": MARKERS[2].decode(),
+        "facility": MARKERS[3].decode(),
+        "custom": {"k": MARKERS[4].decode()},
+        "tags": [MARKERS[5].decode()],
+        "description": "about " + MARKERS[2].decode(),
+    }
     response = upload(user["client"], content, MARKERS[1].decode() + ".pdf", meta)
     assert response.status_code == 201
     rid = response.json()["id"]
@@ -96,12 +106,16 @@ def test_kill_9_mid_upload_leaves_nothing_visible(tmp_path):
     srv.start()
     try:
         user = srv.account("kit")
-        body_head = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n"
-                     b"Content-Type: application/octet-stream\r\n\r\n")
+        body_head = (
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n"
+        )
         cookie = "; ".join(f"{k}={v}" for k, v in user["client"].cookies.items())
-        request = (f"POST /api/v1/records HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                   f"Content-Length: {len(body_head) + 50_000_000}\r\nCookie: {cookie}\r\n"
-                   f"X-CSRF-Token: {user['client'].headers['X-CSRF-Token']}\r\n\r\n").encode() + body_head
+        request = (
+            f"POST /api/v1/records HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {len(body_head) + 50_000_000}\r\nCookie: {cookie}\r\n"
+            f"X-CSRF-Token: {user['client'].headers['X-CSRF-Token']}\r\n\r\n"
+        ).encode() + body_head
         raw = socket.create_connection(("127.0.0.1", srv.https_port))
         tls = srv.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
         tls.sendall(request)
@@ -132,5 +146,3 @@ def test_database_dump_holds_no_plaintext_metadata(server):
         row = db.execute("SELECT * FROM records WHERE id = ?", (rid,)).fetchone()
     dumped = json.dumps([v.hex() if isinstance(v, bytes) else v for v in row])
     assert "secret" not in dumped
-
-

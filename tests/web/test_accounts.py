@@ -26,8 +26,10 @@ def test_password_change_keeps_records(server):
     erin = server.account("erin")
     c = erin["client"]
     rid = upload(c, b"erin's letter").json()["id"]
-    changed = c.post("/api/v1/account/password",
-                     json={"current_password": erin["password"], "new_password": "a brand new passphrase"})
+    changed = c.post(
+        "/api/v1/account/password",
+        json={"current_password": erin["password"], "new_password": "a brand new passphrase"},
+    )
     assert changed.status_code == 200, changed.text
     with server.client() as fresh:
         assert fresh.post("/api/v1/login", json={"username": "erin", "password": erin["password"]}).status_code == 401
@@ -41,11 +43,15 @@ def test_recovery_key_resets_password_and_keeps_data(server):
     fay = server.account("fay")
     rid = upload(fay["client"], b"fay's scan").json()["id"]
     with server.client() as c:
-        bad = c.post("/api/v1/account/recover", json={"username": "fay", "recovery_key": "AAAA-BBBB",
-                                                      "new_password": "fresh passphrase 1"})
+        bad = c.post(
+            "/api/v1/account/recover",
+            json={"username": "fay", "recovery_key": "AAAA-BBBB", "new_password": "fresh passphrase 1"},
+        )
         assert bad.status_code == 400
-        ok = c.post("/api/v1/account/recover", json={"username": "fay", "recovery_key": fay["recovery_key"],
-                                                     "new_password": "fresh passphrase 1"})
+        ok = c.post(
+            "/api/v1/account/recover",
+            json={"username": "fay", "recovery_key": fay["recovery_key"], "new_password": "fresh passphrase 1"},
+        )
         assert ok.status_code == 200 and ok.json()["recovery_key"] != fay["recovery_key"]
         assert c.post("/api/v1/login", json={"username": "fay", "password": "fresh passphrase 1"}).status_code == 200
         assert c.get(f"/api/v1/records/{rid}/content").content == b"fay's scan"
@@ -61,7 +67,10 @@ def test_admin_reset_locks_old_records(server):
     code = re.search(r'"code": "([^"]+)"', out).group(1)
     assert gus["client"].get("/api/v1/records").status_code == 401  # sessions ended
     with server.client() as c:
-        assert c.post("/api/v1/invitations/accept", json={"code": code, "password": "gus new passphrase"}).status_code == 201
+        assert (
+            c.post("/api/v1/invitations/accept", json={"code": code, "password": "gus new passphrase"}).status_code
+            == 201
+        )
         assert c.post("/api/v1/login", json={"username": "gus", "password": "gus new passphrase"}).status_code == 200
         assert c.get(f"/api/v1/records/{rid}").status_code != 200
 

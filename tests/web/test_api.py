@@ -44,8 +44,15 @@ def test_login_contract(server, alice):
 def test_upload_list_view_download_delete(alice):
     """A record goes up, shows in the list with its metadata and a valid signature, comes down, and is deleted."""
     c = alice["client"]
-    meta = {"title": "Knee MRI", "facility": "St. Mary", "provider": ["Dr. Who"], "service_date": "2024-03",
-            "tags": ["knee"], "custom": {"side": "left"}, "type": "18748-4"}
+    meta = {
+        "title": "Knee MRI",
+        "facility": "St. Mary",
+        "provider": ["Dr. Who"],
+        "service_date": "2024-03",
+        "tags": ["knee"],
+        "custom": {"side": "left"},
+        "type": "18748-4",
+    }
     created = upload(c, PDF, "knee.pdf", meta)
     assert created.status_code == 201, created.text
     rid = created.json()["id"]
@@ -115,7 +122,11 @@ def test_csrf_token_required_for_state_changes(server, alice):
     ("body", "headers", "status"),
     [
         (b"not multipart", {"content-type": "text/plain"}, 400),
-        (b"--xx\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc", {"content-type": "multipart/form-data; boundary=xx"}, 400),
+        (
+            b'--xx\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc',
+            {"content-type": "multipart/form-data; boundary=xx"},
+            400,
+        ),
         (b"--xx--\r\n", {"content-type": "multipart/form-data; boundary=xx"}, 400),
     ],
 )
@@ -141,8 +152,9 @@ def test_malformed_uploads_write_nothing(server, alice, body, headers, status):
 )
 def test_bad_metadata_is_refused(alice, meta, fragment):
     """Each metadata mistake is named in the 400 detail."""
-    response = alice["client"].post("/api/v1/records", files={"file": ("a.txt", b"abc", "text/plain")},
-                                    data={"metadata": meta})
+    response = alice["client"].post(
+        "/api/v1/records", files={"file": ("a.txt", b"abc", "text/plain")}, data={"metadata": meta}
+    )
     assert response.status_code == 400 and fragment in response.json()["detail"]
 
 
@@ -158,7 +170,9 @@ def test_empty_file_and_path_tricks(alice):
 def test_bad_json_and_unknown_ids(server, alice):
     """Malformed JSON, missing fields and non-UUID ids get clear 4xx answers."""
     with server.client() as c:
-        assert c.post("/api/v1/login", content=b"{oops", headers={"content-type": "application/json"}).status_code == 400
+        assert (
+            c.post("/api/v1/login", content=b"{oops", headers={"content-type": "application/json"}).status_code == 400
+        )
         assert c.post("/api/v1/login", json={"username": "x"}).json()["detail"].startswith("Missing")
     assert alice["client"].get("/api/v1/records/not-a-uuid").status_code == 404
     assert alice["client"].get(f"/api/v1/records/{uuid.uuid4()}").status_code == 404
@@ -198,6 +212,7 @@ def test_plain_http_only_redirects(server):
         for method, path in [("GET", "/login"), ("POST", "/api/v1/login"), ("GET", "/api/v1/records?x=1")]:
             response = c.request(method, path, json={"username": "alice", "password": "x"})
             assert response.status_code == 308
-            assert response.headers["location"] == f"https://127.0.0.1:8443{path}" or \
-                response.headers["location"].endswith(path)
+            assert response.headers["location"] == f"https://127.0.0.1:8443{path}" or response.headers[
+                "location"
+            ].endswith(path)
             assert response.content == b"" and "set-cookie" not in response.headers

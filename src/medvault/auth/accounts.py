@@ -74,8 +74,9 @@ def check_username(username: str) -> None:
 
 
 class Accounts:
-    def __init__(self, engine: Engine, pool: HashPool, profile: Argon2Profile, server_secret: bytes,
-                 invitation_hours: int):
+    def __init__(
+        self, engine: Engine, pool: HashPool, profile: Argon2Profile, server_secret: bytes, invitation_hours: int
+    ):
         self._engine = engine
         self._pool = pool
         self._profile = profile
@@ -92,8 +93,17 @@ class Accounts:
         with self._engine.begin() as conn:
             if conn.execute(select(users.c.id).where(users.c.username == username)).first():
                 raise AuthError(f"User {username!r} already exists (use reinvite)")
-            conn.execute(insert(users).values(id=user_id, username=username, role=role, profession=profession,
-                                              status="invited", created_at=time.time(), key_generation=0))
+            conn.execute(
+                insert(users).values(
+                    id=user_id,
+                    username=username,
+                    role=role,
+                    profession=profession,
+                    status="invited",
+                    created_at=time.time(),
+                    key_generation=0,
+                )
+            )
             return self._new_invitation(conn, user_id, username)
 
     def reinvite(self, username: str) -> Invitation:
@@ -102,8 +112,11 @@ class Accounts:
             row = conn.execute(select(users.c.id).where(users.c.username == username)).first()
             if row is None:
                 raise AuthError(f"No user {username!r}")
-            conn.execute(update(users).where(users.c.id == row.id).values(
-                status="invited", salt=None, verifier_hash=None, keys_by_password=None))
+            conn.execute(
+                update(users)
+                .where(users.c.id == row.id)
+                .values(status="invited", salt=None, verifier_hash=None, keys_by_password=None)
+            )
             conn.execute(delete(sessions).where(sessions.c.user_id == row.id))
             conn.execute(delete(invitations).where(invitations.c.user_id == row.id))
             return self._new_invitation(conn, row.id, username)
@@ -111,8 +124,9 @@ class Accounts:
     def _new_invitation(self, conn, user_id: str, username: str) -> Invitation:
         code = secrets.token_urlsafe(24)
         expires = time.time() + self._invitation_seconds
-        conn.execute(insert(invitations).values(code_hash=_code_hash(code), user_id=user_id,
-                                                expires_at=expires, used=False))
+        conn.execute(
+            insert(invitations).values(code_hash=_code_hash(code), user_id=user_id, expires_at=expires, used=False)
+        )
         return Invitation(code, user_id, username, expires)
 
     def disable(self, username: str) -> None:
@@ -125,14 +139,20 @@ class Accounts:
 
     def list(self) -> list[Account]:
         with self._engine.connect() as conn:
-            rows = conn.execute(select(users.c.id, users.c.username, users.c.role, users.c.profession,
-                                       users.c.status).order_by(users.c.username))
+            rows = conn.execute(
+                select(users.c.id, users.c.username, users.c.role, users.c.profession, users.c.status).order_by(
+                    users.c.username
+                )
+            )
             return [Account(*row) for row in rows]
 
     def get(self, user_id: str) -> Account | None:
         with self._engine.connect() as conn:
-            row = conn.execute(select(users.c.id, users.c.username, users.c.role, users.c.profession,
-                                      users.c.status).where(users.c.id == user_id)).first()
+            row = conn.execute(
+                select(users.c.id, users.c.username, users.c.role, users.c.profession, users.c.status).where(
+                    users.c.id == user_id
+                )
+            ).first()
         return Account(*row) if row else None
 
     # --- the person ---------------------------------------------------------------------------------
@@ -150,20 +170,32 @@ class Accounts:
         public = keys.public()
         recovery = new_recovery_key()
         with self._engine.begin() as conn:
-            previous = conn.execute(select(users.c.keys_by_recovery, users.c.retired_keys).where(
-                users.c.id == inv.user_id)).one()
-            claimed = conn.execute(update(invitations).where(
-                invitations.c.code_hash == inv.code_hash, invitations.c.used.is_(False)).values(used=True))
+            previous = conn.execute(
+                select(users.c.keys_by_recovery, users.c.retired_keys).where(users.c.id == inv.user_id)
+            ).one()
+            claimed = conn.execute(
+                update(invitations)
+                .where(invitations.c.code_hash == inv.code_hash, invitations.c.used.is_(False))
+                .values(used=True)
+            )
             if claimed.rowcount != 1:
                 raise InvitationInvalid
-            conn.execute(update(users).where(users.c.id == inv.user_id).values(
-                status="active", salt=salt, verifier_hash=hash_verifier(login.verifier),
-                x25519_public=public.x25519, ed25519_public=public.ed25519,
-                public_signature=public.signature,
-                keys_by_password=wrap_private_keys(keys, login.kek, inv.user_id),
-                keys_by_recovery=wrap_private_keys(keys, self._recovery_kek(recovery), inv.user_id),
-                retired_keys=previous.retired_keys or previous.keys_by_recovery,
-                key_generation=users.c.key_generation + 1))
+            conn.execute(
+                update(users)
+                .where(users.c.id == inv.user_id)
+                .values(
+                    status="active",
+                    salt=salt,
+                    verifier_hash=hash_verifier(login.verifier),
+                    x25519_public=public.x25519,
+                    ed25519_public=public.ed25519,
+                    public_signature=public.signature,
+                    keys_by_password=wrap_private_keys(keys, login.kek, inv.user_id),
+                    keys_by_recovery=wrap_private_keys(keys, self._recovery_kek(recovery), inv.user_id),
+                    retired_keys=previous.retired_keys or previous.keys_by_recovery,
+                    key_generation=users.c.key_generation + 1,
+                )
+            )
         account = self.get(inv.user_id)
         assert account is not None
         return account, recovery
@@ -198,9 +230,15 @@ class Accounts:
         salt = os.urandom(16)
         login = await self._pool.run(lambda: derive_login_secrets(new_password, salt, self._profile))
         with self._engine.begin() as conn:
-            conn.execute(update(users).where(users.c.id == user_id).values(
-                salt=salt, verifier_hash=hash_verifier(login.verifier),
-                keys_by_password=wrap_private_keys(keys, login.kek, user_id)))
+            conn.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(
+                    salt=salt,
+                    verifier_hash=hash_verifier(login.verifier),
+                    keys_by_password=wrap_private_keys(keys, login.kek, user_id),
+                )
+            )
 
     async def recover(self, username: str, recovery_key: str, new_password: str) -> str:
         """Reset the password with the recovery key, keeping every record; returns a fresh recovery key."""
@@ -216,8 +254,11 @@ class Accounts:
         await self.change_password(row.id, keys, new_password)
         fresh = new_recovery_key()
         with self._engine.begin() as conn:
-            conn.execute(update(users).where(users.c.id == row.id).values(
-                status="active", keys_by_recovery=wrap_private_keys(keys, self._recovery_kek(fresh), row.id)))
+            conn.execute(
+                update(users)
+                .where(users.c.id == row.id)
+                .values(status="active", keys_by_recovery=wrap_private_keys(keys, self._recovery_kek(fresh), row.id))
+            )
             conn.execute(delete(invitations).where(invitations.c.user_id == row.id))
         return fresh
 

@@ -62,8 +62,16 @@ class Sessions:
         now = time.time()
         wrapped = wrap_private_keys(keys, derive_subkey(token, "session/keys/v1"), user_id)
         with self._engine.begin() as conn:
-            conn.execute(insert(sessions).values(id=_session_id(token), user_id=user_id, keys_by_session=wrapped,
-                                                 created_at=now, last_seen=now, ip=ip))
+            conn.execute(
+                insert(sessions).values(
+                    id=_session_id(token),
+                    user_id=user_id,
+                    keys_by_session=wrapped,
+                    created_at=now,
+                    last_seen=now,
+                    ip=ip,
+                )
+            )
         return _b64(token), _csrf(token)
 
     def resolve(self, cookie: str | None, now: float | None = None) -> Session | None:
@@ -108,7 +116,12 @@ class Sessions:
 
     def list(self, user_id: str) -> list[dict]:
         with self._engine.connect() as conn:
-            rows = conn.execute(select(sessions.c.id, sessions.c.created_at, sessions.c.last_seen, sessions.c.ip)
-                                .where(sessions.c.user_id == user_id).order_by(sessions.c.created_at))
-            return [{"id": row.id.hex()[:16], "created_at": row.created_at, "last_seen": row.last_seen,
-                     "ip": row.ip} for row in rows]
+            rows = conn.execute(
+                select(sessions.c.id, sessions.c.created_at, sessions.c.last_seen, sessions.c.ip)
+                .where(sessions.c.user_id == user_id)
+                .order_by(sessions.c.created_at)
+            )
+            return [
+                {"id": row.id.hex()[:16], "created_at": row.created_at, "last_seen": row.last_seen, "ip": row.ip}
+                for row in rows
+            ]

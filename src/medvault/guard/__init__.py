@@ -13,6 +13,16 @@ from medvault.guard.jail import Ban, BantimeIncrement, Jail
 from medvault.guard.matcher import IGNORED, Failure, Filter
 
 __all__ = [
-    "IGNORED", "Ban", "BanList", "BantimeIncrement", "ConfigError", "Failure", "Filter",
-    "FilterError", "FilterSpec", "GuardError", "Jail", "load_filter",
+    "IGNORED",
+    "Ban",
+    "BanList",
+    "BantimeIncrement",
+    "ConfigError",
+    "Failure",
+    "Filter",
+    "FilterError",
+    "FilterSpec",
+    "GuardError",
+    "Jail",
+    "load_filter",
 ]

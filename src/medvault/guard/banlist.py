@@ -99,8 +99,9 @@ class BanList:
         return list(self._bans.values())
 
     def to_json(self) -> str:
-        return json.dumps({"ipv6_prefix": self.ipv6_prefix,
-                           "bans": [[e.network, e.until, e.jail] for e in self._bans.values()]})
+        return json.dumps(
+            {"ipv6_prefix": self.ipv6_prefix, "bans": [[e.network, e.until, e.jail] for e in self._bans.values()]}
+        )
 
     @classmethod
     def from_json(cls, text: str) -> BanList:

@@ -20,8 +20,7 @@ from medvault.guard.filterfile import load_filter, resolve_filter_path
 from medvault.guard.matcher import IGNORED, Failure, Filter, read_blocks
 from medvault.guard.runner import Guard, load_config
 
-guard_app = typer.Typer(help="Log-based intrusion prevention (fail2ban-compatible filters).",
-                        no_args_is_help=True)
+guard_app = typer.Typer(help="Log-based intrusion prevention (fail2ban-compatible filters).", no_args_is_help=True)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -31,9 +30,12 @@ def _fail(message: str) -> typer.Exit:
 
 @guard_app.command("test-filter")
 def test_filter(
-    filter_spec: Annotated[str, typer.Argument(
-        metavar="FILTER",
-        help="Filter file, or a name in /etc/fail2ban/filter.d, e.g. 'sshd[mode=aggressive]'.")],
+    filter_spec: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILTER", help="Filter file, or a name in /etc/fail2ban/filter.d, e.g. 'sshd[mode=aggressive]'."
+        ),
+    ],
     logfile: Annotated[Path, typer.Argument(metavar="LOGFILE", help="Log file to match.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     print_matched: Annotated[bool, typer.Option("--print-matched", help="Print matched lines.")] = False,
@@ -66,8 +68,10 @@ def test_filter(
     if as_json:
         typer.echo(json.dumps({**summary, "hosts": dict(hosts.most_common())}))
         return
-    typer.echo(f"Lines: {summary['lines']}, {summary['matched']} matched, "
-               f"{summary['ignored']} ignored, {summary['missed']} missed")
+    typer.echo(
+        f"Lines: {summary['lines']}, {summary['matched']} matched, "
+        f"{summary['ignored']} ignored, {summary['missed']} missed"
+    )
     for host, n in hosts.most_common():
         typer.echo(f"  {host}: {n}")
 

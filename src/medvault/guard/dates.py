@@ -18,8 +18,20 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MONTHS_LONG = ("january", "february", "march", "april", "may", "june", "july", "august",
-                "september", "october", "november", "december")
+_MONTHS_LONG = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
 _DAYS = "(?i:mon|tue|wed|thu|fri|sat|sun)"
 _DAYS_LONG = "(?i:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 
@@ -63,8 +75,24 @@ _EPOCH = r"\d{10,11}\b(?:\.\d{3,6})?"
 _LONG_EPOCH = r"\d{10,11}(?:\d{3}(?:\.\d{1,6}|\d{3})?)?"
 _UTC_NAMES = {"Z", "UTC", "GMT"}
 # Abbreviations are ambiguous worldwide; these are the ones seen in the logs fail2ban supports.
-_ZONE_HOURS = {"EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
-               "CET": 1, "CEST": 2, "EET": 2, "EEST": 3, "WET": 0, "WEST": 1, "BST": 1, "MSK": 3}
+_ZONE_HOURS = {
+    "EST": -5,
+    "EDT": -4,
+    "CST": -6,
+    "CDT": -5,
+    "MST": -7,
+    "MDT": -6,
+    "PST": -8,
+    "PDT": -7,
+    "CET": 1,
+    "CEST": 2,
+    "EET": 2,
+    "EEST": 3,
+    "WET": 0,
+    "WEST": 1,
+    "BST": 1,
+    "MSK": 3,
+}
 
 # fail2ban's default template list (order matters: the first that matches wins, line-start first).
 DEFAULT_PATTERNS = (
@@ -117,7 +145,7 @@ class DateTemplate:
         if unbounded:
             body = body[5:]
         if body.startswith(_LN_BEG):
-            body, line_begin = body[len(_LN_BEG):], True
+            body, line_begin = body[len(_LN_BEG) :], True
         upper = body.upper()
         if upper in ("EPOCH", "LEPOCH", "^EPOCH", "^LEPOCH"):
             self.kind = "epoch"
@@ -125,7 +153,7 @@ class DateTemplate:
             if line_begin or upper.startswith("^"):
                 regex = rf"^(?P<_sq>\[)?(?P<_date>{num})(?(_sq)(?=\]))(?=\b|\W|$)"
             else:
-                regex = (rf"(?:^|(?<=^\[)|(?<=\baudit\())(?P<_date>{num})")
+                regex = rf"(?:^|(?<=^\[)|(?<=\baudit\())(?P<_date>{num})"
         elif upper in ("TAI64N", "^TAI64N"):
             self.kind = "tai64n"
             regex = r"(?:^|\b)@?(?P<_date>4000[0-9a-fA-F]{20})(?=\b|\W|$)"
@@ -153,7 +181,7 @@ class DateTemplate:
         lead = ""
         m = re.match(r"^(\(\?\w+\))?\^", body)
         if m:
-            lead, body = body[: m.end()], body[m.end():]
+            lead, body = body[: m.end()], body[m.end() :]
         converted = _DIRECTIVE_RE.sub(lambda d: _DIRECTIVES[d.group(1)], body)
         # An explicit capture group marks the date inside a larger pattern (`^[^\[]*\[({DATE})`);
         # otherwise the whole pattern is the date.
@@ -335,8 +363,7 @@ def _fields_to_time(g: dict[str, str | None], now: float, tz: tzinfo | None) -> 
     return stamp
 
 
-def _fields_to_datetime(g: dict[str, str | None], now: float, tz: tzinfo | None
-                        ) -> tuple[datetime, bool, bool] | None:
+def _fields_to_datetime(g: dict[str, str | None], now: float, tz: tzinfo | None) -> tuple[datetime, bool, bool] | None:
     """The datetime the fields denote, and whether the day and the year came from `now`."""
     year_now, month_now, day_now = _now_parts(now, tz)
     zone: tzinfo | None = tz
@@ -400,8 +427,7 @@ class DateDetector:
         if datepattern:
             templates = [t for line in datepattern.splitlines() if line.strip() for t in _expand(line)]
         else:
-            line_start = [DateTemplate(p, line_begin=True) for p in DEFAULT_PATTERNS
-                          if not p.startswith(("^", "{"))]
+            line_start = [DateTemplate(p, line_begin=True) for p in DEFAULT_PATTERNS if not p.startswith(("^", "{"))]
             templates = line_start + [DateTemplate(p) for p in DEFAULT_PATTERNS]
         self.templates = templates
         self._last: DateTemplate | None = None
@@ -411,8 +437,7 @@ class DateDetector:
         found = self.locate(line, now, tz)
         return None if found is None else DateMatch(*found)
 
-    def locate(self, line: str, now: float, tz: tzinfo | None = None
-               ) -> tuple[int, int, float | None] | None:
+    def locate(self, line: str, now: float, tz: tzinfo | None = None) -> tuple[int, int, float | None] | None:
         """`find` without the result object: (start, end, time) of the date, or None."""
         last = self._last
         if last is not None:
@@ -429,8 +454,9 @@ class DateDetector:
         return None
 
     @staticmethod
-    def _result(template: DateTemplate, m: re.Match[str], now: float, tz: tzinfo | None
-                ) -> tuple[int, int, float | None] | None:
+    def _result(
+        template: DateTemplate, m: re.Match[str], now: float, tz: tzinfo | None
+    ) -> tuple[int, int, float | None] | None:
         start, end = m.span("_date")
         if start == end:
             return start, end, None

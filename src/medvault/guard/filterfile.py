@@ -169,6 +169,7 @@ class _Resolver:
     def tags(self, value: str) -> str:
         """Substitute `<opt>` tags until nothing changes; unknown tags stay for the regex compiler."""
         for _ in range(_MAX_DEPTH):
+
             def repl(m: re.Match[str]) -> str:
                 ref = m.group(1)
                 sec, _, name = ref.rpartition("/")

@@ -52,8 +52,7 @@ class Jail:
     ignoreip: list[str] = field(default_factory=list)
     _failures: dict[str, deque[float]] = field(default_factory=dict, init=False, repr=False)
     _ban_counts: dict[str, int] = field(default_factory=dict, init=False, repr=False)
-    _networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(
-        default_factory=list, init=False, repr=False)
+    _networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.maxretry < 1 or self.findtime <= 0 or self.bantime <= 0:

@@ -123,7 +123,7 @@ def translate_tags(regex: str) -> str:
 def _scoped(regex: str) -> str:
     """Leading global flags `(?i)x` become scoped `(?i:x)` so the regex can sit in an alternation."""
     m = _LEADING_FLAGS_RE.match(regex)
-    return f"(?{m.group(1)}:{regex[m.end():]})" if m else regex
+    return f"(?{m.group(1)}:{regex[m.end() :]})" if m else regex
 
 
 def _prefix_groups(regex: str, prefix: str) -> str:
@@ -198,9 +198,7 @@ class Filter:
         self.maxlines = spec.maxlines
         flags = re.MULTILINE if spec.maxlines > 1 else 0
         self.dates = DateDetector(spec.datepattern)
-        self._prefregex = (
-            _compile(translate_tags(spec.prefregex), flags, spec.name) if spec.prefregex else None
-        )
+        self._prefregex = _compile(translate_tags(spec.prefregex), flags, spec.name) if spec.prefregex else None
         sources = [translate_tags(r) for r in spec.failregex]
         self._failregex = [_compile(s, flags, spec.name) for s in sources]
         pref_ids = set(self._prefregex.groupindex) if self._prefregex else set()
@@ -256,8 +254,9 @@ class Filter:
         """Match one log line; `now` dates syslog lines without a year and lines without a date."""
         return self._match(line.rstrip("\r\n"), now, tz)
 
-    def scan(self, lines: Iterable[str], now: float, tz: tzinfo | None = None
-             ) -> Iterator[tuple[int, Failure | _Ignored]]:
+    def scan(
+        self, lines: Iterable[str], now: float, tz: tzinfo | None = None
+    ) -> Iterator[tuple[int, Failure | _Ignored]]:
         """Match many lines; yield `(index, result)` for each line whose result is not None.
 
         Same results, in the same order, as calling `match` on each line; meant for whole files
@@ -366,10 +365,7 @@ class Filter:
         """Keep only unmatched lines buffered (plus skipped ones), like fail2ban's multi-line mode."""
         first = buf.count("\n", 0, m.start())
         last = buf.count("\n", 0, max(m.end() - 1, m.start())) + 1
-        skipped = {
-            line for k, v in m.groupdict().items() if k.startswith("skiplines") and v
-            for line in v.splitlines()
-        }
+        skipped = {line for k, v in m.groupdict().items() if k.startswith("skiplines") and v for line in v.splitlines()}
         lines = buf.split("\n")[:-1]
         kept = lines[:first] + [x for x in lines[first:last] if x in skipped] + lines[last:]
         self._buffer[:] = kept
@@ -389,8 +385,9 @@ class Filter:
                     groups["mlfpending"] = 1  # the address will come on a later line
                 return None
             host = fid
-        fields = {k: v for k, v in groups.items()
-                  if isinstance(v, str) and k not in ("ip4", "ip6", "dns", "cidr", "mlfid")}
+        fields = {
+            k: v for k, v in groups.items() if isinstance(v, str) and k not in ("ip4", "ip6", "dns", "cidr", "mlfid")
+        }
         return _make_failure(host, when, fid if fid != host else None, fields, index)
 
     def _merge_multiline(self, mlfid: str, fail: dict) -> dict | None:

@@ -87,13 +87,15 @@ def load_config(path: Path) -> GuardConfig:
             ignoreip=list(table.get("ignoreip", [])),
         )
         action = table.get("action", {})
-        config.jails.append(JailRuntime(
-            jail=jail,
-            filter=Filter(load_filter(filter_path, opts)),
-            tails={p: FileTail(p) for p in logpaths},
-            actionban=action.get("actionban"),
-            actionunban=action.get("actionunban"),
-        ))
+        config.jails.append(
+            JailRuntime(
+                jail=jail,
+                filter=Filter(load_filter(filter_path, opts)),
+                tails={p: FileTail(p) for p in logpaths},
+                actionban=action.get("actionban"),
+                actionunban=action.get("actionunban"),
+            )
+        )
     return config
 
 
@@ -136,8 +138,9 @@ class Guard:
             return
         state = {
             "banlist": json.loads(self.banlist.to_json()),
-            "positions": {rt.jail.name: {p: t.position.to_dict() for p, t in rt.tails.items()}
-                          for rt in self.config.jails},
+            "positions": {
+                rt.jail.name: {p: t.position.to_dict() for p, t in rt.tails.items()} for rt in self.config.jails
+            },
             "ban_counts": {rt.jail.name: rt.jail.ban_counts for rt in self.config.jails},
         }
         tmp = path.with_suffix(path.suffix + ".tmp")

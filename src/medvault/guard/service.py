@@ -75,8 +75,14 @@ class _LoginCounter:
 
 
 class ServerGuard:
-    def __init__(self, store: BanStore, policy: GuardPolicy | None = None, ignoreip: tuple[str, ...] = (),
-                 on_ban=None, snapshot: Path | None = None):
+    def __init__(
+        self,
+        store: BanStore,
+        policy: GuardPolicy | None = None,
+        ignoreip: tuple[str, ...] = (),
+        on_ban=None,
+        snapshot: Path | None = None,
+    ):
         self.policy = p = policy or GuardPolicy()
         self.store = store
         self.on_ban = on_ban
@@ -186,19 +192,25 @@ class ServerGuard:
         if trusted_device:
             return
         tried = self._login_users.get(ip, {})
-        if self._login_ip.count(ip, now) >= p.login_ip_maxretry or \
-                sum(1 for seen in tried.values() if seen > now - p.login_findtime) > p.login_ip_users:
+        if (
+            self._login_ip.count(ip, now) >= p.login_ip_maxretry
+            or sum(1 for seen in tried.values() if seen > now - p.login_findtime) > p.login_ip_users
+        ):
             since = self._login_ip.last(ip)
-            raise Refused(403, "Too many failed sign-ins from your network; sign in from a device you used "
-                               "before, or try again later", int(max(since + p.login_bantime - now, 1)))
+            raise Refused(
+                403,
+                "Too many failed sign-ins from your network; sign in from a device you used before, or try again later",
+                int(max(since + p.login_bantime - now, 1)),
+            )
         key = username.casefold()
         failures = self._login_user.count(key, now)
         if failures >= p.user_free_failures:
             wait = min(2.0 ** (failures - p.user_free_failures + 1), p.user_delay_max)
             remaining = self._login_user.last(key) + wait - now
             if remaining > 0:
-                raise Refused(429, "Too many failed sign-ins for this account; please wait and try again",
-                              math.ceil(remaining))
+                raise Refused(
+                    429, "Too many failed sign-ins for this account; please wait and try again", math.ceil(remaining)
+                )
 
     def login_failed(self, ip: str, username: str, trusted_device: bool, t: float | None = None) -> None:
         t = time.time() if t is None else t
@@ -223,8 +235,11 @@ class ServerGuard:
             if minute > since:
                 per_jail.setdefault(jail, [0] * 60)[minute - since - 1] += n
         return {
-            "bans": [{"network": e.network, "jail": e.jail, "until": e.until} for e in self.banlist.entries()
-                     if e.until > now],
+            "bans": [
+                {"network": e.network, "jail": e.jail, "until": e.until}
+                for e in self.banlist.entries()
+                if e.until > now
+            ],
             "jails": {name: {"events_last_hour": sum(per_jail.get(name, []))} for name in (*self.jails, "login")},
             "timeline": {"minutes": 60, "end": now, "series": per_jail},
             "recent": [e.__dict__ for e in list(self.recent)[-50:]],

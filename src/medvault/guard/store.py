@@ -30,17 +30,21 @@ class BanStore:
 
     def all(self) -> list[StoredBan]:
         with self._engine.connect() as conn:
-            return [StoredBan(*row) for row in conn.execute(
-                select(bans.c.network, bans.c.jail, bans.c.until, bans.c.count, bans.c.reason))]
+            return [
+                StoredBan(*row)
+                for row in conn.execute(select(bans.c.network, bans.c.jail, bans.c.until, bans.c.count, bans.c.reason))
+            ]
 
     def put(self, network: str, jail: str, until: float, count: int, reason: str = "") -> None:
         key = _canonical(network)
         with self._engine.begin() as conn:
-            done = conn.execute(update(bans).where(bans.c.network == key).values(
-                jail=jail, until=until, count=count, reason=reason[:200]))
+            done = conn.execute(
+                update(bans)
+                .where(bans.c.network == key)
+                .values(jail=jail, until=until, count=count, reason=reason[:200])
+            )
             if done.rowcount == 0:
-                conn.execute(insert(bans).values(network=key, jail=jail, until=until, count=count,
-                                                 reason=reason[:200]))
+                conn.execute(insert(bans).values(network=key, jail=jail, until=until, count=count, reason=reason[:200]))
 
     def lift(self, target: str) -> bool:
         """Remove a ban now (its repeat count is forgotten too: a deliberate pardon)."""

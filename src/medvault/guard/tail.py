@@ -53,8 +53,7 @@ def _head_hash(handle: BinaryIO) -> str:
 class FileTail:
     """Incremental reader of one path; `read_lines()` returns new complete lines."""
 
-    def __init__(self, path: Path | str, position: Position | None = None, *,
-                 max_bytes: int = 1 << 20) -> None:
+    def __init__(self, path: Path | str, position: Position | None = None, *, max_bytes: int = 1 << 20) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self._handle: BinaryIO | None = None
@@ -115,15 +114,13 @@ class FileTail:
         lines: list[str] = []
         if st is not None and st.st_ino != self._inode:
             lines = self._read(self.max_bytes)  # drain the rotated file first
-            if len(lines) and self._handle is not None and self._offset < os.fstat(
-                    self._handle.fileno()).st_size:
+            if len(lines) and self._handle is not None and self._offset < os.fstat(self._handle.fileno()).st_size:
                 return lines  # more left in the old file; continue next call
             self.close()
             self._saved = None
             if not self._open():
                 return lines
-        elif st is not None and (st.st_size < self._offset or (
-                self._hash and _head_hash(self._handle) != self._hash)):
+        elif st is not None and (st.st_size < self._offset or (self._hash and _head_hash(self._handle) != self._hash)):
             self._offset = 0  # truncated in place (copytruncate) or rewritten
             self._hash = _head_hash(self._handle)
         budget = self.max_bytes - sum(len(x) + 1 for x in lines)

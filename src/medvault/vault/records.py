@@ -64,27 +64,45 @@ class Upload:
         self._sha.update(data)
         self._blob.write(self._enc.update(data))
 
-    def finish(self, metadata: dict, filename: str | None, content_type: str | None,
-               uploader_id: str, uploader_keys: PrivateKeys) -> str:
+    def finish(
+        self,
+        metadata: dict,
+        filename: str | None,
+        content_type: str | None,
+        uploader_id: str,
+        uploader_keys: PrivateKeys,
+    ) -> str:
         if self.size == 0:
             raise VaultError("The file is empty")
         meta = validate_metadata(metadata)
         meta["filename"] = clean_filename(filename)
         meta["content_type"] = (content_type or "application/octet-stream")[:100]
         self._blob.write(self._enc.finalize())
-        manifest = sign_manifest({
-            "record_id": self.record_id, "version": self.version, "sha256": self._sha.hexdigest(),
-            "size": self.size, "metadata_sha256": metadata_digest(meta), "key_commitment": self._key.commitment,
-            "signer": uploader_id,
-        }, uploader_keys.ed25519)
+        manifest = sign_manifest(
+            {
+                "record_id": self.record_id,
+                "version": self.version,
+                "sha256": self._sha.hexdigest(),
+                "size": self.size,
+                "metadata_sha256": metadata_digest(meta),
+                "key_commitment": self._key.commitment,
+                "signer": uploader_id,
+            },
+            uploader_keys.ed25519,
+        )
         mkey = self._key.metadata_key
         row = {
-            "id": self.record_id, "version": self.version, "owner_id": self._owner_id,
-            "uploader_id": uploader_id, "created_at": time.time(), "size": self.size,
+            "id": self.record_id,
+            "version": self.version,
+            "owner_id": self._owner_id,
+            "uploader_id": uploader_id,
+            "created_at": time.time(),
+            "size": self.size,
             "stream_header": self._enc.header(),
             "sealed_metadata": seal(mkey, json.dumps(meta).encode(), _meta_ad(self.record_id, self.version, "meta")),
-            "sealed_manifest": seal(mkey, json.dumps(manifest).encode(),
-                                    _meta_ad(self.record_id, self.version, "manifest")),
+            "sealed_manifest": seal(
+                mkey, json.dumps(manifest).encode(), _meta_ad(self.record_id, self.version, "manifest")
+            ),
         }
         row["blob"] = self._blob.commit()
         try:
@@ -112,8 +130,14 @@ class OpenRecord:
     blob: str
 
     def as_json(self) -> dict:
-        return {"id": self.id, **self.metadata, "size": self.size, "uploaded_at": self.created_at,
-                "signed_by": self.signed_by, "signature_valid": self.signature_valid}
+        return {
+            "id": self.id,
+            **self.metadata,
+            "size": self.size,
+            "uploaded_at": self.created_at,
+            "signed_by": self.signed_by,
+            "signature_valid": self.signature_valid,
+        }
 
 
 class Vault:
@@ -129,9 +153,14 @@ class Vault:
             publics = dict(conn.execute(select(users.c.id, users.c.x25519_public).where(users.c.id.in_(readers))).all())
             conn.execute(insert(records).values(**row))
             for reader in readers:
-                conn.execute(insert(record_keys).values(
-                    record_id=row["id"], reader_id=reader, granted_at=row["created_at"],
-                    wrapped_key=wrap_data_key(key, publics[reader], row["id"], reader)))
+                conn.execute(
+                    insert(record_keys).values(
+                        record_id=row["id"],
+                        reader_id=reader,
+                        granted_at=row["created_at"],
+                        wrapped_key=wrap_data_key(key, publics[reader], row["id"], reader),
+                    )
+                )
 
     def readable_ids(self, reader_id: str, limit: int, after: float | None) -> list[tuple[str, float]]:
         query = select(record_keys.c.record_id, record_keys.c.granted_at).where(record_keys.c.reader_id == reader_id)
@@ -168,8 +197,18 @@ class Vault:
             and body.get("metadata_sha256") == metadata_digest(meta)
             and body.get("key_commitment") == key.commitment
         )
-        return OpenRecord(row.id, row.owner_id, row.uploader_id, row.created_at, row.size, meta, row.username,
-                          valid, decryptor, row.blob)
+        return OpenRecord(
+            row.id,
+            row.owner_id,
+            row.uploader_id,
+            row.created_at,
+            row.size,
+            meta,
+            row.username,
+            valid,
+            decryptor,
+            row.blob,
+        )
 
     def read_range(self, record: OpenRecord, start: int, end: int) -> Iterator[bytes]:
         """Yield verified plaintext of [start, end); raises IntegrityError at the first bad chunk."""
@@ -190,8 +229,9 @@ class Vault:
 
     def delete(self, record_id: str, owner_id: str) -> None:
         with self._engine.begin() as conn:
-            blob = conn.execute(select(records.c.blob).where(records.c.id == record_id,
-                                                             records.c.owner_id == owner_id)).scalar()
+            blob = conn.execute(
+                select(records.c.blob).where(records.c.id == record_id, records.c.owner_id == owner_id)
+            ).scalar()
             if blob is None:
                 raise RecordNotFound
             conn.execute(delete(record_keys).where(record_keys.c.record_id == record_id))

@@ -60,9 +60,11 @@ class AccessLog:
         if scope.get("query_string") and f"{COOKIE}=" not in cookie:
             target += "?" + scope["query_string"].decode("latin-1")
         stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
-        line = (f'{ip} - - [{stamp}] "{escape(scope["method"])} {escape(target, 2000)} HTTP/{scope["http_version"]}" '
-                f'{status} {size or "-"} "{escape(_header(scope, b"referer"))}" '
-                f'"{escape(_header(scope, b"user-agent"))}"')
+        line = (
+            f'{ip} - - [{stamp}] "{escape(scope["method"])} {escape(target, 2000)} HTTP/{scope["http_version"]}" '
+            f'{status} {size or "-"} "{escape(_header(scope, b"referer"))}" '
+            f'"{escape(_header(scope, b"user-agent"))}"'
+        )
         with self._lock:
             self._file.write(line + "\n")
         signed_in = scope.get("medvault.cache", {}).get("session") is not None

@@ -45,9 +45,15 @@ async def invite(request: Request) -> Response:
     data = await json_body(request, "username", "role")
     medvault = vault_of(request)
     invitation = medvault.accounts.invite(data["username"], data["role"], data.get("profession"))
-    return JSONResponse({"username": invitation.username, "code": invitation.code,
-                         "link": f"{medvault.settings.https_url}/invite/{invitation.code}",
-                         "expires_at": invitation.expires_at}, 201)
+    return JSONResponse(
+        {
+            "username": invitation.username,
+            "code": invitation.code,
+            "link": f"{medvault.settings.https_url}/invite/{invitation.code}",
+            "expires_at": invitation.expires_at,
+        },
+        201,
+    )
 
 
 async def guard_status(request: Request) -> Response:

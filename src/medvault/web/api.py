@@ -54,8 +54,12 @@ async def login(request: Request) -> Response:
     check_same_origin(request)
     data = await json_body(request, "username", "password")
     result = await log_in(request, data["username"], data["password"], via="api")
-    response = JSONResponse({"csrf_token": result.csrf_token, "user": {
-        "id": result.account.id, "username": result.account.username, "role": result.account.role}})
+    response = JSONResponse(
+        {
+            "csrf_token": result.csrf_token,
+            "user": {"id": result.account.id, "username": result.account.username, "role": result.account.role},
+        }
+    )
     set_session_cookie(response, result.cookie)
     issue_device_cookie(request, response, result.account.username)
     return response
@@ -87,8 +91,9 @@ async def revoke_all(request: Request) -> Response:
 async def me(request: Request) -> Response:
     session = require_session(request)
     public = session.keys.public()
-    return JSONResponse({"id": session.user_id, "username": session.username, "role": session.role,
-                         "fingerprint": public.fingerprint})
+    return JSONResponse(
+        {"id": session.user_id, "username": session.username, "role": session.role, "fingerprint": public.fingerprint}
+    )
 
 
 async def accept_invitation(request: Request) -> Response:
@@ -155,8 +160,13 @@ async def store_upload(request: Request, session: Session, csrf_check=None) -> s
     upload = medvault.vault.begin_upload(session.user_id, limit)
     try:
         received = await receive_upload(request, upload, csrf_check)
-        record_id = upload.finish(parse_metadata(received.fields.get("metadata")), received.filename,
-                                  received.content_type, session.user_id, session.keys)
+        record_id = upload.finish(
+            parse_metadata(received.fields.get("metadata")),
+            received.filename,
+            received.content_type,
+            session.user_id,
+            session.keys,
+        )
     except BaseException:
         upload.abort()
         raise
@@ -211,4 +221,3 @@ routes = [
     Route("/api/v1/records/{id}/content", record_content, methods=["GET"]),
     Route("/api/v1/openapi.json", openapi),
 ]
-

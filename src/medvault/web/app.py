@@ -33,9 +33,10 @@ def create_app(medvault: MedVault, guard: ServerGuard | None = None) -> Starlett
     middleware = [Middleware(ClientIP, trusted_proxies=settings.trusted_proxies)]
     if guard is not None:
         middleware.append(Middleware(BanGate, is_banned=guard.is_banned))
-    middleware += [Middleware(AccessLog, log_dir=settings.log_dir,
-                              listeners=[guard.on_access] if guard is not None else []),
-                   Middleware(SecurityHeaders)]
+    middleware += [
+        Middleware(AccessLog, log_dir=settings.log_dir, listeners=[guard.on_access] if guard is not None else []),
+        Middleware(SecurityHeaders),
+    ]
     handlers = {exc: errors.handle for exc in (HTTPException, AuthError, VaultError, Refused, Exception)}
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.medvault = medvault

@@ -26,8 +26,9 @@ OPENAPI = {
         "/api/v1/me": {"get": _op("The signed-in user and key fingerprint")},
         "/api/v1/sessions": {"get": _op("This user's active sessions")},
         "/api/v1/sessions/revoke-all": {"post": _op("Log out everywhere")},
-        "/api/v1/invitations/accept": {"post": _op("Accept an invitation; returns the recovery key once", "201",
-                                                   "application/json")},
+        "/api/v1/invitations/accept": {
+            "post": _op("Accept an invitation; returns the recovery key once", "201", "application/json")
+        },
         "/api/v1/account/password": {"post": _op("Change password (re-wraps keys only)", body="application/json")},
         "/api/v1/account/recover": {"post": _op("Reset password with the recovery key", body="application/json")},
         "/api/v1/records": {

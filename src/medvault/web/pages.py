@@ -29,13 +29,13 @@ from medvault.web.security import (
     vault_of,
 )
 
-_env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
-                   autoescape=select_autoescape(default=True))
+_env = Environment(
+    loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(default=True)
+)
 FORM_LIMIT = 16 * 1024
 
 
-def render(request: Request, name: str, status_code: int = 200, headers: dict | None = None,
-           **context) -> HTMLResponse:
+def render(request: Request, name: str, status_code: int = 200, headers: dict | None = None, **context) -> HTMLResponse:
     session = current_session(request)
     html = _env.get_template(name).render(request=request, session=session, **context)
     return HTMLResponse(html, status_code, headers=headers)
@@ -150,16 +150,21 @@ async def record_delete_page(request: Request) -> Response:
 async def record_upload_page(request: Request) -> Response:
     """No-JavaScript upload: the form's csrf_token field precedes the file and is checked before it."""
     session = _signed_in(request)
-    record_id = await store_upload(request, session, lambda fields: check_csrf(request, session,
-                                                                                fields.get("csrf_token", "")))
+    record_id = await store_upload(
+        request, session, lambda fields: check_csrf(request, session, fields.get("csrf_token", ""))
+    )
     return RedirectResponse(f"/records/{record_id}", 303)
 
 
 async def account_page(request: Request) -> Response:
     session = _signed_in(request)
     medvault = vault_of(request)
-    return render(request, "account.html", fingerprint=session.keys.public().fingerprint,
-                  sessions=medvault.sessions.list(session.user_id))
+    return render(
+        request,
+        "account.html",
+        fingerprint=session.keys.public().fingerprint,
+        sessions=medvault.sessions.list(session.user_id),
+    )
 
 
 routes = [

@@ -97,11 +97,18 @@ async def receive_upload(request: Request, upload: Upload, csrf_check=None) -> R
     def on_end() -> None:
         state["ended"] = True
 
-    parser = MultipartParser(params[b"boundary"], {
-        "on_end": on_end,
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-    })
+    parser = MultipartParser(
+        params[b"boundary"],
+        {
+            "on_end": on_end,
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+        },
+    )
     try:
         async for chunk in request.stream():
             parser.write(chunk)
