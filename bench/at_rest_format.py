@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,6 @@ from medvault.crypto.envelope import DataKey
 from medvault.crypto.stream import (
     CHUNK_SIZE,
     HEADER_SIZE,
-    TAG_SIZE,
     StreamDecryptor,
     StreamEncryptor,
 )
@@ -110,66 +108,6 @@ def medvault_decrypt(src: Path, dst: Path, key: bytes, size: int) -> None:
             fout.write(plain[lo:hi])
 
 
-# --- Prototype of the proposed StreamEncryptor.update (same output format) --------------------------------
-
-
-class ZeroCopyEncryptor(StreamEncryptor):
-    """Proposed `StreamEncryptor.update`: seal whole chunks straight from the caller's buffer.
-
-    Same nonces, chunk boundaries and held-back last chunk as StreamEncryptor (the unchanged
-    StreamDecryptor reads its output); only a partial chunk is staged. It drops, per chunk, the
-    `self._buffer += data` copy, the `bytes(self._buffer[:size])` double copy and the `del` that shrinks
-    (and, below half its allocation, reallocates and copies) the staging bytearray.
-    """
-
-    def update(self, data: bytes) -> bytes:
-        size = self._chunk_size
-        buf = self._buffer
-        if len(buf) + len(data) <= size:
-            buf += data
-            return b""
-        out = []
-        pos = 0
-        with memoryview(data) as view:
-            if buf:  # complete the staged chunk: bytes follow it, so it is not the last
-                pos = size - len(buf)
-                buf += view[:pos]
-                out.append(self._seal(bytes(buf), last=False))
-                buf.clear()
-            while len(data) - pos > size:  # hold the newest chunk back: it may be the last
-                out.append(self._seal(view[pos : pos + size], last=False))
-                pos += size
-            buf += view[pos:]
-        return b"".join(out)
-
-
-def zero_copy_encrypt(src: Path, dst: Path, key: bytes, chunk_size: int = CHUNK_SIZE) -> None:
-    enc = ZeroCopyEncryptor(key, AD, chunk_size)
-    with src.open("rb") as fin, dst.open("wb") as fout:
-        fout.write(enc.header())
-        while piece := fin.read(PIECE):
-            fout.write(enc.update(piece))
-        fout.write(enc.finalize())
-
-
-def zero_copy_decrypt(src: Path, dst: Path, key: bytes, size: int) -> None:
-    """read_range with `readinto` + `decrypt_into` into reused buffers (for the comparison only)."""
-    with src.open("rb", buffering=0) as handle, dst.open("wb") as fout:
-        dec = StreamDecryptor(key, AD, handle.read(HEADER_SIZE), size)
-        aead = AESGCM(key)
-        sealed_buf = bytearray(dec.chunk_size + TAG_SIZE)
-        plain_buf = bytearray(dec.chunk_size)
-        prefix = dec._prefix
-        with memoryview(sealed_buf) as sealed_view, memoryview(plain_buf) as plain_view:
-            for index, lo, hi in dec.chunks_for_range(0, size):
-                handle.seek(dec.chunk_offset(index))
-                n = dec.sealed_length(index)
-                handle.readinto(sealed_view[:n])
-                nonce = prefix + struct.pack(">I?", index, index == dec.chunk_count - 1)
-                aead.decrypt_into(nonce, sealed_view[:n], AD, plain_view[: n - TAG_SIZE])
-                fout.write(plain_view[lo:hi])
-
-
 # --- The same work without the filesystem: what the format itself costs -----------------------------------
 
 
@@ -180,10 +118,10 @@ def in_memory(size: int, key: bytes, repeat: int) -> list[tuple[str, float, floa
     passes = max(1, size // len(data))
     total = passes * len(data) / MIB
 
-    def stream_enc(cls=StreamEncryptor, keep: bool = False) -> list[bytes]:
+    def stream_enc(keep: bool = False) -> list[bytes]:
         sealed: list[bytes] = []
         for _ in range(1 if keep else passes):
-            enc = cls(key, AD)
+            enc = StreamEncryptor(key, AD)
             sealed.append(enc.header())
             with memoryview(data) as view:
                 for i in range(0, len(data), PIECE):
@@ -222,7 +160,6 @@ def in_memory(size: int, key: bytes, repeat: int) -> list[tuple[str, float, floa
 
     return [
         ("medvault STREAM, in memory", best_rate(stream_enc), best_rate(stream_dec)),
-        ("proposal: zero-copy update, in memory", best_rate(lambda: stream_enc(ZeroCopyEncryptor)), float("nan")),
         ("bare AESGCM 256 KiB calls, in memory", best_rate(raw_enc), best_rate(raw_dec)),
     ]
 
@@ -319,9 +256,7 @@ def main() -> None:
         else:
             print("age / age-keygen not installed: skipped")
         if args.proposals:
-            inprocess("proposal: zero-copy update", zero_copy_encrypt, medvault_decrypt)
             inprocess("proposal: 1 MiB chunks", medvault_encrypt, medvault_decrypt, (MIB,))
-            inprocess("proposal: both + decrypt_into", zero_copy_encrypt, zero_copy_decrypt, (MIB,))
 
         # Round robin, with the page cache's dirty data written back (untimed) before every timed pass,
         # so no tool pays for another's writeback and all see the same conditions.

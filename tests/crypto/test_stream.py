@@ -31,11 +31,12 @@ def read_all(blob: bytes, size: int, header: bytes, start: int = 0, end: int | N
     return bytes(out)
 
 
+@pytest.mark.parametrize("pieces", [1, 7, 1000])
 @pytest.mark.parametrize("size", [1, 1023, 1024, 1025, 4096, 10_000])
-def test_round_trip_at_chunk_boundaries(size):
-    """Any size, including exact multiples of the chunk size, decrypts to the original bytes."""
+def test_round_trip_at_chunk_boundaries(size, pieces):
+    """Any size, fed in any pieces, including exact multiples of the chunk size, decrypts to the original."""
     data = os.urandom(size)
-    header, blob = seal(data)
+    header, blob = seal(data, pieces=pieces)
     assert read_all(blob, size, header) == data
 
 

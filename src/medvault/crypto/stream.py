@@ -50,13 +50,28 @@ class StreamEncryptor:
         return out
 
     def update(self, data: bytes) -> bytes:
-        """Return ciphertext for all complete chunks except the newest, which may turn out to be the last."""
-        self._buffer += data
-        out = []
+        """Return ciphertext for all complete chunks except the newest, which may turn out to be the last.
+
+        Whole chunks are sealed straight from the caller's buffer; only a partial chunk is staged (the
+        copies this avoids cost more than AES itself, see bench/at_rest_format.py).
+        """
         size = self._chunk_size
-        while len(self._buffer) > size:
-            out.append(self._seal(bytes(self._buffer[:size]), last=False))
-            del self._buffer[:size]
+        buf = self._buffer
+        if len(buf) + len(data) <= size:
+            buf += data
+            return b""
+        out = []
+        pos = 0
+        with memoryview(data) as view:
+            if buf:  # complete the staged chunk: more bytes follow it, so it is not the last
+                pos = size - len(buf)
+                buf += view[:pos]
+                out.append(self._seal(bytes(buf), last=False))
+                buf.clear()
+            while len(data) - pos > size:  # hold the newest chunk back: it may be the last
+                out.append(self._seal(view[pos : pos + size], last=False))
+                pos += size
+            buf += view[pos:]
         return b"".join(out)
 
     def finalize(self) -> bytes:
