@@ -36,6 +36,9 @@ class Settings:
     login_workers: int = field(default_factory=lambda: os.cpu_count() or 2)
     login_queue: int = 8
     guard_enabled: bool = True
+    guard_nftables: bool = False
+    guard_actionban: str = ""
+    guard_actionunban: str = ""
 
     @property
     def db_url(self) -> str:
@@ -76,7 +79,7 @@ def _coerce(name: str, value: object) -> object:
             return number
         if name in _PATH_KEYS:
             return Path(str(value))
-        if name == "guard_enabled":
+        if name in ("guard_enabled", "guard_nftables"):
             return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
         if name == "trusted_proxies":
             items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[arg-type]

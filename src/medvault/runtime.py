@@ -7,6 +7,7 @@ import logging
 
 from medvault.core import MedVault
 from medvault.db.engine import migrate
+from medvault.guard.actions import ActionRunner, Nftables
 from medvault.guard.service import ServerGuard
 from medvault.guard.store import BanStore
 from medvault.server import serve
@@ -20,10 +21,19 @@ def run_server(medvault: MedVault) -> None:
     if removed:
         logging.getLogger("medvault").warning("removed %d leftovers of an interrupted upload", removed)
     guard = None
-    if medvault.settings.guard_enabled:
+    settings = medvault.settings
+    if settings.guard_enabled:
+        actions = None
+        if settings.guard_nftables or settings.guard_actionban or settings.guard_actionunban:
+            actions = ActionRunner(
+                Nftables() if settings.guard_nftables else None,
+                settings.guard_actionban or None,
+                settings.guard_actionunban or None,
+            )
         guard = ServerGuard(
             BanStore(medvault.engine),
-            ignoreip=medvault.settings.trusted_proxies,
+            ignoreip=settings.trusted_proxies,
+            actions=actions,
             snapshot=medvault.data_dir / "guard-status.json",
         )
         medvault.events.listeners.append(guard.on_event)

@@ -15,21 +15,18 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import shlex
-import subprocess
 import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medvault.guard.actions import run_command_action
 from medvault.guard.banlist import BanList
-from medvault.guard.errors import ConfigError, GuardError
+from medvault.guard.errors import ConfigError
 from medvault.guard.filterfile import load_filter, resolve_filter_path
 from medvault.guard.jail import Ban, BantimeIncrement, Jail
 from medvault.guard.matcher import Failure, Filter
 from medvault.guard.tail import FileTail, Position
-
-_COMMAND_TIMEOUT = 30.0
 
 
 @dataclass
@@ -99,18 +96,6 @@ def load_config(path: Path) -> GuardConfig:
     return config
 
 
-def _run_action(template: str | None, ip: str) -> None:
-    if not template:
-        return
-    address = str(ipaddress.ip_network(ip, strict=False))
-    address = address.removesuffix("/32").removesuffix("/128")
-    argv = [arg.replace("<ip>", address) for arg in shlex.split(template)]
-    try:
-        subprocess.run(argv, check=False, timeout=_COMMAND_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise GuardError(f"action {argv[0]!r} failed: {exc}") from None
-
-
 class Guard:
     """Drive jails from their log files; `step(now)` is one bounded polling round."""
 
@@ -151,7 +136,7 @@ class Guard:
         if ban.until <= now or self.banlist.is_banned(ban.ip, now):
             return  # an old replayed failure, or already refused
         self.banlist.ban(ban.ip, ban.until, ban.jail)
-        _run_action(rt.actionban, ban.ip)
+        run_command_action(rt.actionban, ban.ip)
 
     def step(self, now: float) -> int:
         """Read new lines of every jail, apply bans and unbans; returns lines processed."""
@@ -175,7 +160,7 @@ class Guard:
         for entry in self.banlist.expire(now):
             rt = by_jail.get(entry.jail)
             if rt is not None:
-                _run_action(rt.actionunban, entry.network)
+                run_command_action(rt.actionunban, entry.network)
         return processed
 
     def run(self, duration: float | None = None, *, once: bool = False) -> None:

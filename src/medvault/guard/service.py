@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from medvault.guard.actions import ActionRunner
 from medvault.guard.banlist import BanList
 from medvault.guard.filterfile import load_filter
 from medvault.guard.jail import BantimeIncrement, Jail
@@ -80,12 +81,12 @@ class ServerGuard:
         store: BanStore,
         policy: GuardPolicy | None = None,
         ignoreip: tuple[str, ...] = (),
-        on_ban=None,
+        actions: ActionRunner | None = None,
         snapshot: Path | None = None,
     ):
         self.policy = p = policy or GuardPolicy()
         self.store = store
-        self.on_ban = on_ban
+        self.actions = actions
         self.snapshot = snapshot
         self.banlist = BanList(ipv6_prefix=64)
         self._ignore = [ipaddress.ip_network(n, strict=False) for n in ignoreip]
@@ -115,6 +116,13 @@ class ServerGuard:
             if row.until > now:
                 fresh.ban(row.network, row.until, row.jail)
             counts.setdefault(row.jail, {})[row.network.split("/")[0]] = row.count
+        if self.actions is not None:  # bans made or lifted elsewhere (CLI, other nodes, before a restart)
+            before = {e.network for e in self.banlist.entries() if e.until > now}
+            after = {e.network: e.until for e in fresh.entries()}
+            for network in before - after.keys():
+                self.actions.lifted(network)
+            for network in after.keys() - before:
+                self.actions.banned(network, after[network] - now)
         self.banlist = fresh
         for name, jail in self.jails.items():
             jail.restore_ban_counts(counts.get(name, {}))
@@ -148,12 +156,15 @@ class ServerGuard:
         entry = self.banlist.ban(target, until, jail)
         self.store.put(entry.network, jail, until, count, reason)
         log.warning("ban %s jail=%s until=%d reason=%s", entry.network, jail, until, reason)
-        if self.on_ban is not None:
-            self.on_ban(entry.network, until)
+        if self.actions is not None:
+            self.actions.banned(entry.network, until - time.time())
 
     def unban(self, target: str) -> bool:
         entry = self.banlist.unban(target)
-        return self.store.lift(target) or entry is not None
+        lifted = self.store.lift(target) or entry is not None
+        if lifted and self.actions is not None:
+            self.actions.lifted(target)
+        return lifted
 
     def is_banned(self, ip: str, now: float | None = None) -> bool:
         return self.banlist.is_banned(ip, time.time() if now is None else now)

@@ -3,6 +3,7 @@ and the login form is also guarded against cross-site posts by Origin/Sec-Fetch-
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from medvault.auth import AuthError, InvalidCredentials
+from medvault.auth import AuthError, InvalidCredentials, LoginBusy
 from medvault.guard.refusal import Refused
 from medvault.web.api import store_upload
 from medvault.web.clientip import client_ip
@@ -32,7 +33,9 @@ from medvault.web.security import (
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(default=True)
 )
+_env.filters["timestamp"] = lambda t: time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(t or 0)))
 FORM_LIMIT = 16 * 1024
+TEXT_PREVIEW_LIMIT = 64 * 1024  # text records show their first 64 KiB on the record page
 
 
 def render(request: Request, name: str, status_code: int = 200, headers: dict | None = None, **context) -> HTMLResponse:
@@ -45,7 +48,7 @@ def render_error(request: Request, status: int, detail: str, headers: dict | Non
     return render(request, "error.html", status, headers, status=status, detail=detail)
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def form_of(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > FORM_LIMIT:
         raise HTTPException(413, "Form too large")
@@ -72,7 +75,7 @@ async def login_page(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "login.html")
     check_same_origin(request)
-    form = await _form(request)
+    form = await form_of(request)
     username = form.get("username", "")
     try:
         result = await log_in(request, username, form.get("password", ""), via="form")
@@ -80,7 +83,18 @@ async def login_page(request: Request) -> Response:
         return render(request, "login.html", error=str(exc), username=username)
     except Refused as exc:
         headers = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
-        return render(request, "login.html", exc.status, headers, error=str(exc), username=username)
+        return render(
+            request,
+            "login.html",
+            exc.status,
+            headers,
+            error=str(exc),
+            refused=exc.status,
+            retry_after=exc.retry_after,
+            username=username,
+        )
+    except LoginBusy as exc:
+        return render(request, "login.html", 503, {"retry-after": "2"}, error=str(exc), username=username)
     response = RedirectResponse(start_page(result.account.role), 303)
     set_session_cookie(response, result.cookie)
     issue_device_cookie(request, response, result.account.username)
@@ -89,7 +103,7 @@ async def login_page(request: Request) -> Response:
 
 async def logout_page(request: Request) -> Response:
     session = _signed_in(request)
-    check_csrf(request, session, (await _form(request)).get("csrf_token"))
+    check_csrf(request, session, (await form_of(request)).get("csrf_token"))
     vault_of(request).sessions.revoke(session.id)
     response = RedirectResponse("/login", 303)
     clear_session_cookie(response)
@@ -101,7 +115,7 @@ async def invite_page(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "invite.html", code=code)
     check_same_origin(request)
-    form = await _form(request)
+    form = await form_of(request)
     if form.get("password") != form.get("confirm"):
         return render(request, "invite.html", code=code, error="The two passwords differ")
     try:
@@ -125,7 +139,13 @@ async def record_page(request: Request) -> Response:
     medvault = vault_of(request)
     record = medvault.vault.open(record_id_param(request), session.user_id, session.keys)
     medvault.audit.append("view", session.user_id, record.id, client_ip(request.scope))
-    return render(request, "record.html", record=record.as_json())
+    text = None
+    if record.metadata.get("content_type") == "text/plain":
+        # Shown as escaped text in the page itself: no frame, no script, nothing the file could run.
+        end = min(record.size, TEXT_PREVIEW_LIMIT)
+        raw = b"".join(medvault.vault.read_range(record, 0, end)) if end else b""
+        text = raw.decode("utf-8", "replace")
+    return render(request, "record.html", record=record.as_json(), text_preview=text)
 
 
 async def record_file(request: Request) -> Response:
@@ -139,7 +159,7 @@ async def record_file(request: Request) -> Response:
 
 async def record_delete_page(request: Request) -> Response:
     session = _signed_in(request)
-    check_csrf(request, session, (await _form(request)).get("csrf_token"))
+    check_csrf(request, session, (await form_of(request)).get("csrf_token"))
     medvault = vault_of(request)
     record_id = record_id_param(request)
     medvault.vault.delete(record_id, session.user_id)
@@ -156,15 +176,77 @@ async def record_upload_page(request: Request) -> Response:
     return RedirectResponse(f"/records/{record_id}", 303)
 
 
-async def account_page(request: Request) -> Response:
+def _account_page(request: Request, status_code: int = 200, **context) -> Response:
     session = _signed_in(request)
     medvault = vault_of(request)
+    current = session.id.hex()[:16]
+    sessions = [{**s, "current": s["id"] == current} for s in medvault.sessions.list(session.user_id)]
     return render(
         request,
         "account.html",
+        status_code,
         fingerprint=session.keys.public().fingerprint,
-        sessions=medvault.sessions.list(session.user_id),
+        sessions=sessions,
+        **context,
     )
+
+
+async def account_page(request: Request) -> Response:
+    return _account_page(request)
+
+
+async def account_password_page(request: Request) -> Response:
+    """Change the password: the current one is checked again; keys are re-wrapped, records untouched."""
+    session = _signed_in(request)
+    form = await form_of(request)
+    check_csrf(request, session, form.get("csrf_token"))
+    new = form.get("new_password", "")
+    if new != form.get("confirm", ""):
+        return _account_page(request, 400, error="The two new passwords differ")
+    medvault = vault_of(request)
+    try:
+        await medvault.accounts.authenticate(session.username, form.get("current_password", ""))
+    except InvalidCredentials:
+        medvault.events.emit("password-change-failure", client_ip(request.scope), user=session.username)
+        return _account_page(request, 400, error="Your current password is not right")
+    try:
+        await medvault.accounts.change_password(session.user_id, session.keys, new)
+    except AuthError as exc:
+        return _account_page(request, 400, error=str(exc))
+    medvault.events.emit("password-changed", client_ip(request.scope), user=session.username)
+    return _account_page(request, notice="Password changed. Use the new one next time you sign in.")
+
+
+async def revoke_all_page(request: Request) -> Response:
+    """Log out everywhere: every session of this user ends, this one included."""
+    session = _signed_in(request)
+    check_csrf(request, session, (await form_of(request)).get("csrf_token"))
+    vault_of(request).sessions.revoke_all(session.user_id)
+    response = RedirectResponse("/login", 303)
+    clear_session_cookie(response)
+    return response
+
+
+async def recover_page(request: Request) -> Response:
+    """Forgotten password: the recovery key resets it, keeps every record and is replaced by a new one."""
+    if request.method == "GET":
+        return render(request, "recover.html")
+    check_same_origin(request)
+    form = await form_of(request)
+    username = form.get("username", "")
+    if form.get("new_password") != form.get("confirm"):
+        return render(request, "recover.html", 400, error="The two new passwords differ", username=username)
+    medvault = vault_of(request)
+    ip = client_ip(request.scope)
+    try:
+        fresh = await medvault.accounts.recover(
+            username, form.get("recovery_key", "").strip(), form.get("new_password", "")
+        )
+    except AuthError as exc:
+        medvault.events.emit("recovery-failure", ip, user=username)
+        return render(request, "recover.html", 400, error=str(exc), username=username)
+    medvault.events.emit("recovery-success", ip, user=username)
+    return render(request, "recover_done.html", username=username, recovery_key=fresh)
 
 
 routes = [
@@ -179,4 +261,7 @@ routes = [
     Route("/records/{id}/preview", record_file),
     Route("/records/{id}/delete", record_delete_page, methods=["POST"]),
     Route("/account", account_page),
+    Route("/account/password", account_password_page, methods=["POST"]),
+    Route("/account/revoke-all", revoke_all_page, methods=["POST"]),
+    Route("/recover", recover_page, methods=["GET", "POST"]),
 ]
