@@ -4,21 +4,17 @@ which runs `bench/*.py`, does not execute it)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for tests.support
+
+from tests.support import Server, cli
 
 MIB = 1024 * 1024
-BIN = Path(sys.executable).with_name("medvault")
 
 
 def machine_summary() -> str:
@@ -41,12 +37,6 @@ def machine_summary() -> str:
 
 def tool(name: str) -> str | None:
     return shutil.which(name)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children_cpu() -> float:
@@ -96,22 +86,8 @@ def percentiles(values: list[float], *ps: float) -> list[float]:
     return out
 
 
-class MedVaultServer:
-    """`medvault serve` on free loopback ports in a temp data dir (same approach as tests/support.py)."""
-
-    def __init__(self, data_dir: Path, env: dict | None = None):
-        self.data_dir = data_dir
-        self.https_port = free_port()
-        self.http_port = free_port()
-        self.tmp_dir = data_dir.parent / f"{data_dir.name}-tmp"
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "TMPDIR": str(self.tmp_dir), **(env or {})}
-        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def base(self) -> str:
-        return f"https://127.0.0.1:{self.https_port}"
+class MedVaultServer(Server):
+    """The test suite's real-server harness, as a context manager with the paths the benchmarks need."""
 
     @property
     def cert(self) -> Path:
@@ -122,61 +98,15 @@ class MedVaultServer:
         return self.data_dir / "tls" / "key.pem"
 
     def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [str(BIN), *args, "--data-dir", str(self.data_dir)],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=120,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"medvault {' '.join(args)} failed: {result.stderr}")
-        return result.stdout
+        return cli(self.data_dir, *args, env=self.env).stdout
 
     def __enter__(self) -> MedVaultServer:
-        self.cli("init")
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                str(BIN),
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--https-port",
-                str(self.https_port),
-                "--http-port",
-                str(self.http_port),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.https_port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start within 30 s")
+        self.init()
+        self.start()
+        return self
 
     def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, verify=str(self.cert), timeout=120)
+        self.stop()
 
     def create_account(self, name: str, password: str, role: str = "patient") -> None:
-        code = json.loads(self.cli("user", "invite", name, "--role", role, "--json"))["code"]
-        with self.client() as c:
-            r = c.post("/api/v1/invitations/accept", json={"code": code, "password": password})
-            if r.status_code != 201:
-                raise RuntimeError(f"accepting the invitation failed: {r.status_code} {r.text}")
+        self.account(name, role, password)["client"].close()
