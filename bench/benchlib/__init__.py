@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for tests.support
 
-from tests.support import Server, cli
+from tests.support import BIN, Server, cli, free_port  # noqa: F401 - re-exported for the scripts
 
 MIB = 1024 * 1024
 

@@ -57,6 +57,8 @@ class _LoggingSSLProtocol(asyncio.sslproto.SSLProtocol):
 
     def _on_handshake_complete(self, handshake_exc):
         if handshake_exc is not None:
+            if isinstance(handshake_exc, type):  # asyncio passes the class when the peer vanished mid-handshake
+                handshake_exc = handshake_exc()
             reason = str(getattr(handshake_exc, "reason", None) or type(handshake_exc).__name__)
             kind = "tls-probe" if reason in PROBE_REASONS else "tls-handshake-failure"
             self._on_event(kind, self._peer, reason=reason)
