@@ -174,3 +174,26 @@ def test_bans_survive_a_restart(tmp_path):
         assert not is_refused(srv, "127.0.0.47")
     finally:
         srv.stop()
+
+
+def test_trusted_proxy_forwarded_bans_and_never_the_proxy(tmp_path):
+    """Behind a trusted proxy the forwarded client is banned (in the application) and the proxy never is."""
+    from tests.support import Server
+
+    srv = Server(tmp_path / "data", env={"MEDVAULT_TRUSTED_PROXIES": "127.0.0.90/32"})
+    srv.init()
+    srv.start()
+    try:
+        with client_from(srv, "127.0.0.90") as proxy:
+            for path in ("/.env", "/wp-login.php", "/.git/config"):
+                proxy.get(path, headers={"X-Forwarded-For": "203.0.113.9"})
+            assert proxy.get("/login", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 403
+            assert proxy.get("/login", headers={"X-Forwarded-For": "203.0.113.10"}).status_code == 200
+            for path in ("/.env", "/wp-login.php", "/.git/config", "/phpmyadmin/"):
+                proxy.get(path)  # the proxy's own address: ignored by every jail
+            assert proxy.get("/login").status_code == 200
+        listed = cli(srv.data_dir, "guard", "list").stdout
+        assert "203.0.113.9/32" in listed and "127.0.0.90" not in listed
+        assert not is_refused(srv, "127.0.0.90")
+    finally:
+        srv.stop()
