@@ -44,6 +44,13 @@ PROBE_REASONS = {
     "INAPPROPRIATE_FALLBACK",
     "HTTPS_PROXY_REQUEST",
 }
+# The client refused our certificate (a self-signed one, before the user accepts it): people, not scanners.
+CERTIFICATE_REJECTIONS = {
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+}
 
 
 class _LoggingSSLProtocol(asyncio.sslproto.SSLProtocol):
@@ -60,7 +67,10 @@ class _LoggingSSLProtocol(asyncio.sslproto.SSLProtocol):
             if isinstance(handshake_exc, type):  # asyncio passes the class when the peer vanished mid-handshake
                 handshake_exc = handshake_exc()
             reason = str(getattr(handshake_exc, "reason", None) or type(handshake_exc).__name__)
-            kind = "tls-probe" if reason in PROBE_REASONS else "tls-handshake-failure"
+            if reason in CERTIFICATE_REJECTIONS:
+                kind = "tls-certificate-rejected"  # a browser meeting a self-signed certificate: not counted
+            else:
+                kind = "tls-probe" if reason in PROBE_REASONS else "tls-handshake-failure"
             self._on_event(kind, self._peer, reason=reason)
             self._on_failed()  # the HTTP protocol never saw this connection, so it cannot count it out
         return super()._on_handshake_complete(handshake_exc)

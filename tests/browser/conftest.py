@@ -7,11 +7,15 @@ Every step is bounded by short timeouts, and each main page is saved as a screen
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tests.support import ON_CI
 
@@ -31,9 +35,16 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 812}
 
 
+def spki_pin(cert_pem: bytes) -> str:
+    """Base64 SHA-256 of a certificate's public key, as Chromium's --ignore-certificate-errors-spki-list wants."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
 @pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium for the whole run; skipped (failed on CI) when it is not installed."""
+def playwright():
+    """The Playwright driver; skipped (failed on CI) when Chromium or playwright is missing."""
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         if ON_CI:
             pytest.fail(f"Chromium is required on CI at {CHROMIUM} (apt-get install chromium)")
@@ -45,15 +56,30 @@ def browser():
             pytest.fail("playwright (Python) is required on CI")
         pytest.skip("playwright not installed (these tests run on CI)")
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS, timeout=STEP_MS)
-        yield chromium
-        chromium.close()
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, server):
+    """A headless Chromium that trusts this module's server certificate by its key pin.
+
+    Without the pin Chromium aborts a handshake on the self-signed certificate (TLS alert "certificate
+    unknown") before going on, twice per new browser context; the guard rightly counts those as TLS
+    noise and, a few tests later, bans 127.0.0.1. A pinned certificate is what a real deployment with a
+    trusted certificate looks like.
+    """
+    pin = spki_pin((server.data_dir / "tls" / "cert.pem").read_bytes())
+    args = [*ARGS, f"--ignore-certificate-errors-spki-list={pin}"]
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args, timeout=STEP_MS)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
 def new_page(browser):
     """A factory of pages, each in its own context (its own cookies); all closed after the test."""
     contexts = []
+    csp_violations: list[str] = []
 
     def make(viewport: dict | None = None, **kwargs):
         context = browser.new_context(
@@ -62,11 +88,14 @@ def new_page(browser):
         context.set_default_timeout(STEP_MS)
         context.set_default_navigation_timeout(STEP_MS)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("console", lambda msg: "Content Security Policy" in msg.text and csp_violations.append(msg.text))
+        return page
 
     yield make
     for context in contexts:
         context.close()
+    assert not csp_violations, f"pages broke the CSP (inline script or style?): {csp_violations}"
 
 
 def shot(page, name: str) -> Path:
@@ -89,4 +118,4 @@ def sign_in(page, server, username: str, password: str) -> None:
 def assert_friendly(page) -> None:
     """No stack trace or internal detail ever reaches the page."""
     body = page.content()
-    assert "Traceback" not in body and "File \"" not in body and "Internal server error" not in body
+    assert "Traceback" not in body and 'File "' not in body and "Internal server error" not in body

@@ -148,3 +148,17 @@ def test_error_pages_are_friendly(server):
     with server.client() as c:
         page = c.get("/records/00000000-0000-0000-0000-000000000000", headers={"Accept": "text/html"})
         assert page.status_code == 401 and "<html" in page.text and "Traceback" not in page.text
+
+
+def test_login_form_accepts_a_browsers_own_null_origin(server):
+    """Under no-referrer a browser's own form sends `Origin: null` with Sec-Fetch-Site same-origin: accepted;
+    `Origin: null` from anywhere else is refused."""
+    server.account("nul")
+    form = {"username": "nul", "password": "correct horse battery"}
+    with server.client() as c:
+        own = c.post("/login", data=form, headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+        assert own.status_code == 303
+        other = c.post("/login", data=form, headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"})
+        assert other.status_code == 403
+        sandboxed = c.post("/login", data=form, headers={"Origin": "null"})
+        assert sandboxed.status_code == 403

@@ -17,7 +17,7 @@ from medvault.crypto.keyring import open_sealed, seal
 from medvault.crypto.passwords import derive_subkey
 from medvault.web.clientip import client_ip
 from medvault.web.content import content_response
-from medvault.web.login import log_in
+from medvault.web.login import log_in, recover_with_key
 from medvault.web.openapi import OPENAPI
 from medvault.web.security import (
     check_csrf,
@@ -117,7 +117,7 @@ async def change_password(request: Request) -> Response:
 async def recover(request: Request) -> Response:
     check_same_origin(request)
     data = await json_body(request, "username", "recovery_key", "new_password")
-    fresh = await vault_of(request).accounts.recover(data["username"], data["recovery_key"], data["new_password"])
+    fresh = await recover_with_key(request, data["username"], data["recovery_key"], data["new_password"])
     return JSONResponse({"detail": "Password reset; records kept", "recovery_key": fresh})
 
 

@@ -34,9 +34,7 @@ def attack_chart(series: dict[str, list[int]], minutes: int = 60) -> Markup:
     peak = _nice_max(max((max(v) for v in series.values() if v), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     total = sum(sum(v) for v in series.values())
-    summary = (
-        ", ".join(f"{name}: {sum(series[name])}" for name in names) if names else "no events in the last hour"
-    )
+    summary = ", ".join(f"{name}: {sum(series[name])}" for name in names) if names else "no events in the last hour"
     label = f"Attack events per minute over the last {minutes} minutes, by jail ({summary})"
 
     def x(i: int) -> float:

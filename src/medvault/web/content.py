@@ -57,6 +57,7 @@ def content_response(request: Request, vault: Vault, record: OpenRecord, inline:
         "content-length": str(end - start),
         "content-disposition": f"{'inline' if show_inline else 'attachment'}; filename*=UTF-8''{filename}",
         "content-security-policy": PREVIEW_CSP,
+        "x-frame-options": "SAMEORIGIN" if show_inline else "DENY",  # previews live in our own frame
         "cache-control": "private, no-store",
     }
     if byte_range:

@@ -9,7 +9,7 @@ CSP = (
     "object-src 'none'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 # Uploaded content shown in the browser gets a sandbox: it can never run as MedVault.
-PREVIEW_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
+PREVIEW_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
 
 BASE_HEADERS = [
     (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),

@@ -18,7 +18,7 @@ from medvault.guard.refusal import Refused
 from medvault.web.api import store_upload
 from medvault.web.clientip import client_ip
 from medvault.web.content import content_response
-from medvault.web.login import log_in
+from medvault.web.login import log_in, recover_with_key
 from medvault.web.security import (
     check_csrf,
     check_same_origin,
@@ -236,16 +236,13 @@ async def recover_page(request: Request) -> Response:
     username = form.get("username", "")
     if form.get("new_password") != form.get("confirm"):
         return render(request, "recover.html", 400, error="The two new passwords differ", username=username)
-    medvault = vault_of(request)
-    ip = client_ip(request.scope)
     try:
-        fresh = await medvault.accounts.recover(
-            username, form.get("recovery_key", "").strip(), form.get("new_password", "")
-        )
+        fresh = await recover_with_key(request, username, form.get("recovery_key", ""), form.get("new_password", ""))
+    except Refused as exc:
+        headers = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
+        return render(request, "recover.html", exc.status, headers, error=str(exc), username=username)
     except AuthError as exc:
-        medvault.events.emit("recovery-failure", ip, user=username)
         return render(request, "recover.html", 400, error=str(exc), username=username)
-    medvault.events.emit("recovery-success", ip, user=username)
     return render(request, "recover_done.html", username=username, recovery_key=fresh)
 
 
