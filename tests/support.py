@@ -47,7 +47,14 @@ def cli(data_dir: Path, *args: str, env: dict | None = None, check: bool = True)
 
 
 class Server:
-    """`medvault serve` in its own process; `client()` speaks HTTPS verified against its own certificate."""
+    """`medvault serve` in its own process; `client()` speaks HTTPS verified against its own certificate.
+
+    Subclasses may run it elsewhere: `command_prefix` (e.g. `ip netns exec NS`), `host` and `probe_source`.
+    """
+
+    command_prefix: tuple[str, ...] = ()
+    host = "127.0.0.1"
+    probe_source: str | None = None
 
     def __init__(self, data_dir: Path, env: dict | None = None):
         self.data_dir = data_dir
@@ -60,7 +67,7 @@ class Server:
 
     @property
     def base(self) -> str:
-        return f"https://127.0.0.1:{self.https_port}"
+        return f"https://{self.host}:{self.https_port}"
 
     def init(self) -> str:
         return cli(self.data_dir, "init", env=self.env).stdout
@@ -69,6 +76,7 @@ class Server:
         log = (self.data_dir.parent / f"{self.data_dir.name}-server.log").open("ab")
         self.proc = subprocess.Popen(
             [
+                *self.command_prefix,
                 str(BIN),
                 "serve",
                 "--data-dir",
@@ -87,7 +95,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}")
             try:
-                with socket.create_connection(("127.0.0.1", self.https_port), timeout=0.5):
+                source = (self.probe_source, 0) if self.probe_source else None
+                with socket.create_connection((self.host, self.https_port), timeout=0.5, source_address=source):
                     return self
             except OSError:
                 time.sleep(0.1)

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from tests.attackers import client_from, is_refused
-from tests.support import BIN, ON_CI, Server, cli, require_tool
+from tests.support import ON_CI, Server, cli, require_tool
 
 
 def _wait_for(predicate, seconds: float = 8) -> bool:
@@ -80,37 +80,13 @@ def namespace():
 class NamespacedServer(Server):
     """MedVault serving inside the namespace on 10.231.7.2, with nftables bans enabled."""
 
+    host = "10.231.7.2"
+    probe_source = "10.231.7.1"
+
     def __init__(self, data_dir, netns: str):
-        super().__init__(data_dir, env={"MEDVAULT_GUARD_NFTABLES": "true", "MEDVAULT_HOST": "10.231.7.2"})
+        super().__init__(data_dir, env={"MEDVAULT_GUARD_NFTABLES": "true", "MEDVAULT_HOST": self.host})
         self.netns = netns
-
-    @property
-    def base(self) -> str:
-        return f"https://10.231.7.2:{self.https_port}"
-
-    def start(self) -> Server:
-        log = (self.data_dir.parent / "ns-server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.netns,
-                str(BIN),
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--https-port",
-                str(self.https_port),
-                "--http-port",
-                str(self.http_port),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        assert _wait_for(lambda: _connects("10.231.7.1", self.https_port), 20), "server did not start"
-        return self
+        self.command_prefix = ("ip", "netns", "exec", netns)
 
     def nft_set(self) -> str:
         return subprocess.run(

@@ -83,3 +83,52 @@ def test_prefilter_skips_but_keeps_date_state() -> None:
     stamp = Filter(FilterSpec(name="t", failregex=("x <HOST>",))).dates.find(lines[0], 0.0).time
     got = list(flt.scan(lines, now=stamp + 30))
     assert [(i, r.host, r.time) for i, r in got] == [(1, "192.0.2.1", stamp)]
+
+
+_BRACKET_DATES = "^[^\\[]*\\[({DATE})\n{^LN-BEG}"
+
+
+def test_scan_skips_rejected_runs_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of lines without a literal are skipped in blocks, with the date state kept exact.
+
+    The log switches date formats (so the remembered template stops matching inside a run), has
+    undated and badly dated lines, and candidates at block edges; `scan` must equal `match` and
+    leave the same state behind (checked with a last, undated line).
+    """
+    from medvault.guard import matcher
+
+    monkeypatch.setattr(matcher, "_BLOCK_LINES", 7)
+    spec = FilterSpec(name="t", failregex=(r'^<HOST> -.*"(?:EvilBot|BadAgent/1\.0)"$',), datepattern=_BRACKET_DATES)
+    dates = [
+        "14/Nov/2026:12:38:{s:02d} +0000",
+        "2026-11-14 12:39:{s:02d}",
+        "Nov 14 12:40:{s:02d}",
+        "31/Feb/2026:01:02:03",
+    ]
+    lines = []
+    for i in range(400):
+        stamp = dates[(i // 13) % len(dates)].format(s=i % 60)
+        agent = "EvilBot" if i % 11 == 0 else "BadAgent/1.0" if i % 17 == 5 else "Mozilla/5.0"
+        lines.append(f'192.0.2.{i % 250} - - [{stamp}] "GET / HTTP/1.1" 200 1 "-" "{agent}"')
+        if i % 29 == 3:
+            lines.append(f'192.0.2.9 - - "GET / HTTP/1.1" 200 1 "-" "{agent}"')  # no date
+    lines.append('192.0.2.7 - - "GET / HTTP/1.1" 200 1 "-" "EvilBot"')
+    now = 1800000000.0
+    expected = _results(Filter(spec), lines, now)
+    flt = Filter(spec)
+    got = [(i, repr(r)) for i, r in flt.scan(lines, now)]
+    assert got == expected
+    assert len(got) > 40
+
+
+def test_scan_date_cut_can_form_a_literal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cutting the date out can join text into a literal: such lines are not skipped."""
+    from medvault.guard import matcher
+
+    monkeypatch.setattr(matcher, "_BLOCK_LINES", 5)
+    spec = FilterSpec(name="t", failregex=(r"^<HOST> x\[\] denied$",), datepattern=_BRACKET_DATES)
+    lines = [f"192.0.2.{i} x[14/Nov/2026:12:38:{i:02d} +0000] denied" for i in range(1, 30)]
+    now = 1800000000.0
+    expected = _results(Filter(spec), lines, now)
+    assert len(expected) == 29
+    assert [(i, repr(r)) for i, r in Filter(spec).scan(lines, now)] == expected

@@ -101,13 +101,21 @@ async def login_page(request: Request) -> Response:
     return response
 
 
-async def logout_page(request: Request) -> Response:
+async def _end_sessions(request: Request, everywhere: bool) -> Response:
     session = _signed_in(request)
     check_csrf(request, session, (await form_of(request)).get("csrf_token"))
-    vault_of(request).sessions.revoke(session.id)
+    sessions = vault_of(request).sessions
+    if everywhere:
+        sessions.revoke_all(session.user_id)
+    else:
+        sessions.revoke(session.id)
     response = RedirectResponse("/login", 303)
     clear_session_cookie(response)
     return response
+
+
+async def logout_page(request: Request) -> Response:
+    return await _end_sessions(request, everywhere=False)
 
 
 async def invite_page(request: Request) -> Response:
@@ -219,12 +227,7 @@ async def account_password_page(request: Request) -> Response:
 
 async def revoke_all_page(request: Request) -> Response:
     """Log out everywhere: every session of this user ends, this one included."""
-    session = _signed_in(request)
-    check_csrf(request, session, (await form_of(request)).get("csrf_token"))
-    vault_of(request).sessions.revoke_all(session.user_id)
-    response = RedirectResponse("/login", 303)
-    clear_session_cookie(response)
-    return response
+    return await _end_sessions(request, everywhere=True)
 
 
 async def recover_page(request: Request) -> Response:
