@@ -13,7 +13,6 @@ time comes from the event, so tests and replays need no clock tricks.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import math
@@ -89,7 +88,6 @@ class ServerGuard:
         self.actions = actions
         self.snapshot = snapshot
         self.banlist = BanList(ipv6_prefix=64)
-        self._ignore = [ipaddress.ip_network(n, strict=False) for n in ignoreip]
         inc = BantimeIncrement(p.bantime_factor, p.bantime_max)
         self.jails = {
             "scan": Jail("scan", p.scan_maxretry, p.scan_findtime, p.bantime, inc, list(ignoreip)),
@@ -135,13 +133,6 @@ class ServerGuard:
             tmp.write_text(json.dumps({**self.status(now), "written_at": now}))
             os.replace(tmp, self.snapshot)
 
-    def _ignored(self, ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return True
-        return any(addr in net for net in self._ignore)
-
     def _note(self, jail: str, ip: str, what: str, t: float) -> None:
         self.history[(jail, int(t // 60))] += 1
         self.recent.append(SecurityEvent(t, jail, ip, what))
@@ -149,7 +140,7 @@ class ServerGuard:
     def _count(self, jail_name: str, ip: str, t: float, what: str) -> None:
         self._note(jail_name, ip, what, t)
         ban = self.jails[jail_name].record_failure(ip, t)
-        if ban is not None and not self._ignored(ip):
+        if ban is not None:  # jails ignore trusted proxies themselves (ignoreip)
             self.ban(ip, ban.until, jail_name, ban.count, what)
 
     def ban(self, target: str, until: float, jail: str = "manual", count: int = 1, reason: str = "") -> None:
@@ -183,8 +174,7 @@ class ServerGuard:
         ban = self.jails["flood"].record_failure(ip, t)
         if ban is not None:
             self._note("flood", ip, "request flood", t)
-            if not self._ignored(ip):
-                self.ban(ip, ban.until, "flood", ban.count, "request flood")
+            self.ban(ip, ban.until, "flood", ban.count, "request flood")
 
     def on_event(self, kind: str, ip: str, t: float) -> None:
         if kind == "tls-probe":

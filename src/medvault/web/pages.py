@@ -71,6 +71,21 @@ async def home(request: Request) -> Response:
     return RedirectResponse(start_page(session.role) if session else "/login", 303)
 
 
+def _refused(request: Request, template: str, exc: Refused, username: str) -> HTMLResponse:
+    """The form again, with the guard's answer: its status, message and Retry-After."""
+    headers = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
+    return render(
+        request,
+        template,
+        exc.status,
+        headers,
+        error=str(exc),
+        refused=exc.status,
+        retry_after=exc.retry_after,
+        username=username,
+    )
+
+
 async def login_page(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "login.html")
@@ -82,17 +97,7 @@ async def login_page(request: Request) -> Response:
     except InvalidCredentials as exc:
         return render(request, "login.html", error=str(exc), username=username)
     except Refused as exc:
-        headers = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
-        return render(
-            request,
-            "login.html",
-            exc.status,
-            headers,
-            error=str(exc),
-            refused=exc.status,
-            retry_after=exc.retry_after,
-            username=username,
-        )
+        return _refused(request, "login.html", exc, username)
     except LoginBusy as exc:
         return render(request, "login.html", 503, {"retry-after": "2"}, error=str(exc), username=username)
     response = RedirectResponse(start_page(result.account.role), 303)
@@ -242,8 +247,7 @@ async def recover_page(request: Request) -> Response:
     try:
         fresh = await recover_with_key(request, username, form.get("recovery_key", ""), form.get("new_password", ""))
     except Refused as exc:
-        headers = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
-        return render(request, "recover.html", exc.status, headers, error=str(exc), username=username)
+        return _refused(request, "recover.html", exc, username)
     except AuthError as exc:
         return render(request, "recover.html", 400, error=str(exc), username=username)
     return render(request, "recover_done.html", username=username, recovery_key=fresh)
