@@ -13,6 +13,7 @@ carry no year) and the default time zone are arguments, never read from the cloc
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
@@ -166,6 +167,7 @@ class DateTemplate:
             regex = self._compile_body(body, line_begin and not unbounded, unbounded)
         self.regex = re.compile(regex)
         self.anchored = regex.startswith("^")
+        self.before_date = _before_date(regex)
         # Parse cache: lines of a log share everything but the seconds, so parsed dates are cached
         # per "all groups except %S" and the seconds added back (see `_cached_time`).
         self._s_index = self.regex.groupindex.get("S", 0) if self.kind == "strptime" else 0
@@ -245,6 +247,36 @@ class DateTemplate:
         if assume_year and stamp > now + 86400:
             return None if year_before is None else year_before + sec
         return stamp
+
+
+def _before_date(regex: str) -> str | None:
+    """What stands right before the `_date` group in every match: one character, "" (the line
+    start), or None when that is not fixed.  Cutting the date out joins that character to the text
+    after the date, which is what the prefilter has to allow for (`Filter.scan`).
+    """
+    try:
+        from re import _constants as c
+        from re import _parser as parser
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_constants as c  # type: ignore[no-redef]
+        import sre_parse as parser  # type: ignore[no-redef]
+    try:
+        parsed = parser.parse(regex)
+    except re.error:  # pragma: no cover - the template compiled already
+        return None
+    target = parsed.state.groupdict.get("_date")
+    items = list(parsed)
+    for k, (op, av) in enumerate(items):
+        if op is c.SUBPATTERN and av[0] == target:
+            if k == 0:
+                return None  # a search: anything may stand before the date
+            prev_op, prev_av = items[k - 1]
+            if prev_op is c.LITERAL:
+                return chr(prev_av)
+            if k == 1 and prev_op is c.AT and prev_av is c.AT_BEGINNING and not parsed.state.flags & re.MULTILINE:
+                return ""
+            return None
+    return None
 
 
 def _offset(text: str) -> timezone | None:
@@ -431,6 +463,7 @@ class DateDetector:
             templates = line_start + [DateTemplate(p) for p in DEFAULT_PATTERNS]
         self.templates = templates
         self._last: DateTemplate | None = None
+        self.last_time: float | None = None  # set by `skip` only, for the caller to pick up
 
     def find(self, line: str, now: float, tz: tzinfo | None = None) -> DateMatch | None:
         """Locate and parse the line's date, or None when no template matches."""
@@ -452,6 +485,26 @@ class DateDetector:
                 self._last = template
                 return self._result(template, m, now, tz)
         return None
+
+    def skip(self, lines: list[str], now: float, tz: tzinfo | None, safe: Callable[[DateTemplate], bool]) -> bool:
+        """Advance over `lines` as `locate` on each would, when that is cheap; False if not done.
+
+        Done only when the remembered template matches every line (then it stays remembered, and
+        `last_time` becomes the time of the last line whose date parses) and `safe(template)` holds.
+        Otherwise nothing changes and the caller must `locate` line by line.
+        """
+        last = self._last
+        if last is None or not safe(last):
+            return False
+        search = last.regex.search
+        if not all(map(search, lines)):
+            return False
+        for line in reversed(lines):
+            found = self._result(last, search(line), now, tz)  # type: ignore[arg-type]
+            if found is not None and found[2] is not None:
+                self.last_time = found[2]
+                break
+        return True
 
     @staticmethod
     def _result(

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from itertools import accumulate, islice
 from typing import IO, Final
 
-from medvault.guard.dates import DateDetector
+from medvault.guard.dates import DateDetector, DateTemplate
 from medvault.guard.errors import FilterError
 from medvault.guard.filterfile import FilterSpec
 from medvault.guard.prefilter import anchored_at_start, build_prefilter
@@ -57,6 +59,7 @@ _GROUP_NAME_RE = re.compile(r"\(\?P<(\w+)>|\(\?P=(\w+)\)|\(\?\((\w+)\)")
 _NUMBERED_REF_RE = re.compile(r"\\[1-9]|\(\?\(\d+\)")
 _ALT_SUFFIX = re.compile(r"_\d+$")
 _ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
+_BLOCK_LINES = 8192  # lines `Filter.scan` searches for literals at once
 _SAMPLE_LINES = 4096  # lines `Filter.scan` watches before deciding whether the prefilter pays off
 
 
@@ -218,6 +221,9 @@ class Filter:
         # filters only: multi-line ones must buffer every line).
         prefilter = build_prefilter(sources, flags) if spec.maxlines == 1 else None
         self._prefilter = prefilter.might_match if prefilter is not None else None
+        self._block_prefilter = prefilter
+        self._safe_templates: dict[DateTemplate, bool] = {}
+        self._dense = (0, False)
         self._buffer: list[str] = []
         self._mlfid: dict[str, dict] = {}
         self._last_time: float | None = None
@@ -259,9 +265,13 @@ class Filter:
     ) -> Iterator[tuple[int, Failure | _Ignored]]:
         """Match many lines; yield `(index, result)` for each line whose result is not None.
 
-        Same results, in the same order, as calling `match` on each line; meant for whole files
-        (`test-filter`, replays), where the per-call overhead of `match` would dominate.
+        Same results, in the same order, and the same state afterwards, as calling `match` on each
+        line; meant for whole files (`test-filter`, replays), where the per-call overhead of `match`
+        would dominate.
         """
+        if self._block_prefilter is not None:
+            yield from self._scan_blocks(lines, now, tz)
+            return
         match = self._match
         prefilter = self._prefilter
         index = -1
@@ -286,6 +296,114 @@ class Filter:
                     self._prefilter = prefilter if counts[1] < counts[0] * 0.7 else None
         finally:
             self._prefilter = prefilter
+
+    def _scan_blocks(
+        self, lines: Iterable[str], now: float, tz: tzinfo | None
+    ) -> Iterator[tuple[int, Failure | _Ignored]]:
+        """`scan` for single-line filters with a prefilter: the literals are searched in whole blocks.
+
+        A line without any literal gets no regex but the date's: `_match` would find its date (which
+        moves the date detector's state) and then reject it.  When the template the detector
+        remembers matches every line of a run of rejected lines, `DateDetector.skip` applies that
+        state change at once; otherwise the run goes through `_match` line by line.
+
+        The prefilter looks at the line with its date cut out, while the block search sees the
+        whole line: a literal could appear only once the date is cut, straddling the cut.  That needs
+        the character before the date to be a non-final character of a literal, so templates where
+        it is (or where it is not fixed) are never skipped over (`_cut_safe`).
+        """
+        assert self._block_prefilter is not None
+        literals = self._block_prefilter.literals
+        search = self._block_prefilter.regex.search
+        single = literals[0] if len(literals) == 1 else None
+        match = self._match
+        dates = self.dates
+        safe = self._cut_safe
+        base = 0
+        # Chunks left to match line by line after one where most lines had a literal, and whether
+        # the per-line prefilter stays on for them (kept across calls: `scan` is called per block).
+        dense, keep_prefilter = self._dense
+        source = iter(lines)
+        while True:
+            chunk = list(islice(source, _BLOCK_LINES))
+            if not chunk:
+                return
+            if dense:
+                dense -= 1
+                self._dense = (dense, keep_prefilter)
+                prefilter = self._prefilter
+                if not keep_prefilter:
+                    self._prefilter = None  # it would pass most lines
+                try:
+                    for offset, line in enumerate(chunk, base):
+                        got = match(line.rstrip("\r\n"), now, tz)
+                        if got is not None:
+                            yield offset, got
+                finally:
+                    self._prefilter = prefilter
+                base += len(chunk)
+                continue
+            text = "\n".join(chunk)
+            if "\r" in text or "\n\n" in text:
+                chunk = [line.rstrip("\r\n") for line in chunk]
+                text = "\n".join(chunk)
+            bounds = list(accumulate(len(line) + 1 for line in chunk))  # bounds[k]: start of line k + 1
+            candidates: list[int] = []
+            pos = 0
+            limit = len(text)
+            while pos < limit:
+                if single is not None:
+                    hit = text.find(single, pos)
+                    if hit < 0:
+                        break
+                else:
+                    m = search(text, pos)
+                    if m is None:
+                        break
+                    hit = m.start()
+                k = bisect_right(bounds, hit)
+                candidates.append(k)
+                pos = bounds[k]
+            if len(candidates) * 2 > len(chunk):
+                # Most lines pass: line by line; as in the sampled path, the per-line prefilter stays
+                # only while it rejects enough lines to pay for itself.
+                keep_prefilter = len(candidates) < len(chunk) * 0.6  # measured break-even, sshd
+                candidates = list(range(len(chunk)))
+                dense = 64
+                self._dense = (dense, keep_prefilter)
+            done = 0
+            for k in [*candidates, len(chunk)]:
+                if k > done:
+                    run = chunk[done:k]
+                    if dates.skip(run, now, tz, safe):
+                        if dates.last_time is not None:
+                            self._last_time = dates.last_time
+                            dates.last_time = None
+                    else:
+                        for offset, line in enumerate(run, done):
+                            got = match(line, now, tz)
+                            if got is not None:
+                                yield base + offset, got
+                if k < len(chunk):
+                    got = match(chunk[k], now, tz)
+                    if got is not None:
+                        yield base + k, got
+                done = k + 1
+            base += len(chunk)
+
+    def _cut_safe(self, template: DateTemplate) -> bool:
+        """True when cutting this template's date out cannot join text into a prefilter literal."""
+        try:
+            return self._safe_templates[template]
+        except KeyError:
+            pass
+        before = template.before_date
+        assert self._block_prefilter is not None
+        safe = before == "" or (
+            before is not None and not any(before in literal[:-1] for literal in self._block_prefilter.literals)
+        )
+        self._safe_templates[template] = safe
+        return safe
 
     def _match(self, line: str, now: float, tz: tzinfo | None) -> Failure | _Ignored | None:
         found = self.dates.locate(line, now, tz)

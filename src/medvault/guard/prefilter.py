@@ -179,7 +179,8 @@ class Prefilter:
         # Drop strings containing another one: the shorter is found whenever the longer is.
         kept = sorted({x for x in literals if not any(y != x and y in x for y in literals)})
         self.literals = tuple(kept)
-        self.search = re.compile(_trie_regex(kept)).search if len(kept) > 1 else None
+        self.regex = re.compile(_trie_regex(kept))
+        self.search = self.regex.search if len(kept) > 1 else None
 
     def might_match(self, text: str) -> bool:
         if self.search is None:
