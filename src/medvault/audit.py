@@ -8,7 +8,7 @@ import time
 
 from sqlalchemy import Engine, insert, select
 
-from medvault.db.schema import audit
+from medvault.db.schema import audit, records, users
 
 
 def _entry_hash(prev: str, at: float, actor: str | None, action: str, record: str | None, ip: str | None) -> str:
@@ -47,9 +47,18 @@ class AuditTrail:
                 count += 1
         return True, count
 
-    def for_records(self, record_ids: list[str], limit: int = 200) -> list[dict]:
+    def for_owner(self, owner_id: str, limit: int = 200) -> list[dict]:
+        """Every access to the owner's records, newest first, with who did it ("who saw my records")."""
+        own = select(records.c.id).where(records.c.owner_id == owner_id)
+        query = (
+            select(audit, users.c.username, users.c.role)
+            .outerjoin(users, users.c.id == audit.c.actor_id)
+            .where(audit.c.record_id.in_(own))
+            .order_by(audit.c.seq.desc())
+            .limit(limit)
+        )
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(audit).where(audit.c.record_id.in_(record_ids)).order_by(audit.c.seq.desc()).limit(limit)
-            )
-            return [{"at": r.at, "actor_id": r.actor_id, "action": r.action, "record_id": r.record_id} for r in rows]
+            return [
+                {"at": r.at, "who": r.username, "role": r.role, "action": r.action, "record_id": r.record_id}
+                for r in conn.execute(query)
+            ]

@@ -20,6 +20,7 @@ from medvault.config import Settings
 from medvault.crypto.passwords import Argon2Profile
 from medvault.db.engine import make_engine, migrate
 from medvault.events import EventLog
+from medvault.mar.sharing import Sharing
 from medvault.tls import ensure_self_signed
 from medvault.vault.records import Vault
 
@@ -89,6 +90,10 @@ class MedVault:
     @cached_property
     def vault(self) -> Vault:
         return Vault(self.engine, self.blobs)
+
+    @cached_property
+    def sharing(self) -> Sharing:
+        return Sharing(self.engine, self.vault, self.audit)
 
     @cached_property
     def audit(self) -> AuditTrail:

@@ -244,18 +244,21 @@ async def serve(medvault: MedVault, app, guard: ServerGuard | None) -> None:
         settings.http_port,
     )
     tasks = [asyncio.ensure_future(s.serve()) for s in servers]
-    if guard is not None:
-        sync = asyncio.ensure_future(_sync_bans(guard, servers))
+    chores = asyncio.ensure_future(_housekeeping(medvault, guard, servers))
     await asyncio.gather(*tasks)
-    if guard is not None:
-        sync.cancel()
+    chores.cancel()
 
 
-async def _sync_bans(guard: ServerGuard, servers: list[uvicorn.Server]) -> None:
-    """Pick up bans made elsewhere (CLI, other nodes) and expire old ones, every two seconds."""
+async def _housekeeping(medvault: MedVault, guard: ServerGuard | None, servers: list[uvicorn.Server]) -> None:
+    """Every two seconds pick up bans made elsewhere (CLI, other nodes); every minute drop expired shares."""
+    rounds = 0
     while not all(s.should_exit for s in servers):
         await asyncio.sleep(2)
+        rounds += 1
         try:
-            guard.sync(time.time())
+            if guard is not None:
+                guard.sync(time.time())
+            if rounds % 30 == 1:
+                medvault.sharing.sweep_expired()
         except Exception:  # a database hiccup must not stop serving; the next round retries
-            log.exception("ban list sync failed")
+            log.exception("housekeeping failed")

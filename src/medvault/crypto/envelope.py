@@ -47,17 +47,25 @@ def _wrap_info(record_id: str, reader_id: str) -> bytes:
     return f"medvault/record-key/v1:{record_id}:{reader_id}".encode()
 
 
+def seal_to(public: bytes, plaintext: bytes, info: bytes) -> bytes:
+    """HPKE base mode (RFC 9180): seal to an X25519 public key, bound to `info`."""
+    return _SUITE.encrypt(plaintext, X25519PublicKey.from_public_bytes(public), info=info)
+
+
+def open_sealed_to(private: X25519PrivateKey, sealed: bytes, info: bytes) -> bytes:
+    try:
+        return _SUITE.decrypt(sealed, private, info=info)
+    except Exception:
+        raise CryptoError("cannot open sealed value") from None
+
+
 def wrap_data_key(key: DataKey, reader_public: bytes, record_id: str, reader_id: str) -> bytes:
     """Seal the data key to one reader, bound to this record and this reader."""
-    public = X25519PublicKey.from_public_bytes(reader_public)
-    return _SUITE.encrypt(key.secret, public, info=_wrap_info(record_id, reader_id))
+    return seal_to(reader_public, key.secret, _wrap_info(record_id, reader_id))
 
 
 def unwrap_data_key(wrapped: bytes, reader_private: X25519PrivateKey, record_id: str, reader_id: str) -> DataKey:
-    try:
-        return DataKey(_SUITE.decrypt(wrapped, reader_private, info=_wrap_info(record_id, reader_id)))
-    except Exception:
-        raise CryptoError("cannot open record key") from None
+    return DataKey(open_sealed_to(reader_private, wrapped, _wrap_info(record_id, reader_id)))
 
 
 def canonical_json(value: object) -> bytes:

@@ -79,8 +79,23 @@ record_keys = Table(
     Column("reader_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("wrapped_key", LargeBinary, nullable=False),
     Column("granted_at", Float, nullable=False),
+    Column("share_id", String(36), ForeignKey("shares.id", ondelete="CASCADE")),  # null: the owner's own key
 )
 Index("ix_record_keys_reader", record_keys.c.reader_id, record_keys.c.granted_at)
+
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("patient_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("specialist_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # records | chart
+    Column("access", String(16), nullable=False),  # read | annotate
+    Column("sealed_scope", LargeBinary),  # a chart slice (dates, facility), sealed to the patient's own key
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+)
 
 audit = Table(
     "audit",

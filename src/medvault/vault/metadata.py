@@ -14,6 +14,11 @@ _DATE_KEYS = ("service_date", "document_date")
 KEYS = (*_TEXT_KEYS, *_DATE_KEYS, "provider", "tags", "custom", "confidentiality")
 
 
+def valid_date(value: object) -> bool:
+    """A date with its precision: YYYY, YYYY-MM or YYYY-MM-DD."""
+    return isinstance(value, str) and bool(_DATE.match(value))
+
+
 def _text(key: str, value: object, limit: int = 2000) -> str:
     if not isinstance(value, str) or len(value) > limit:
         raise VaultError(f"metadata {key!r} must be text of at most {limit} characters")
@@ -33,7 +38,7 @@ def validate_metadata(raw: object) -> dict:
             clean[key] = _text(key, raw[key])
     for key in _DATE_KEYS:
         if key in raw:
-            if not isinstance(raw[key], str) or not _DATE.match(raw[key]):
+            if not valid_date(raw[key]):
                 raise VaultError(f"metadata {key!r} must be YYYY, YYYY-MM or YYYY-MM-DD")
             clean[key] = raw[key]
     if "provider" in raw:

@@ -11,10 +11,10 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, or_, select
 
 from medvault.blobs.store import BlobStore
 from medvault.crypto import CryptoError
@@ -28,9 +28,17 @@ from medvault.crypto.envelope import (
 )
 from medvault.crypto.keyring import PrivateKeys, open_sealed, seal
 from medvault.crypto.stream import StreamDecryptor, StreamEncryptor
-from medvault.db.schema import record_keys, records, users
+from medvault.db.schema import record_keys, records, shares, users
 from medvault.vault import IntegrityError, RecordNotFound, TooLarge, VaultError
 from medvault.vault.metadata import clean_filename, validate_metadata
+
+
+def usable_key(now: float):
+    """A reader's key counts if it is the owner's own or comes from a share neither revoked nor expired."""
+    live = select(shares.c.id).where(
+        shares.c.revoked_at.is_(None), or_(shares.c.expires_at.is_(None), shares.c.expires_at > now)
+    )
+    return or_(record_keys.c.share_id.is_(None), record_keys.c.share_id.in_(live))
 
 
 def _content_ad(record_id: str, version: int) -> bytes:
@@ -71,7 +79,9 @@ class Upload:
         content_type: str | None,
         uploader_id: str,
         uploader_keys: PrivateKeys,
+        more_readers: Callable[[dict], list[tuple[str, str]]] | None = None,
     ) -> str:
+        """Seal and commit; `more_readers(metadata)` names (reader, share) pairs that get the key too."""
         if self.size == 0:
             raise VaultError("The file is empty")
         meta = validate_metadata(metadata)
@@ -106,7 +116,8 @@ class Upload:
         }
         row["blob"] = self._blob.commit()
         try:
-            self._vault.insert(row, self._key, readers=[self._owner_id])
+            extra = more_readers(meta) if more_readers is not None else []
+            self._vault.insert(row, self._key, readers=[(self._owner_id, None), *extra])
         except Exception:
             self._vault.blobs.delete(row["blob"])
             raise
@@ -148,22 +159,48 @@ class Vault:
     def begin_upload(self, owner_id: str, max_bytes: int) -> Upload:
         return Upload(self, owner_id, max_bytes)
 
-    def insert(self, row: dict, key: DataKey, readers: list[str]) -> None:
+    def insert(self, row: dict, key: DataKey, readers: list[tuple[str, str | None]]) -> None:
+        """Commit the record row with its data key wrapped to each (reader, share) pair."""
+        ids = [reader for reader, _ in readers]
         with self._engine.begin() as conn:
-            publics = dict(conn.execute(select(users.c.id, users.c.x25519_public).where(users.c.id.in_(readers))).all())
+            publics = dict(conn.execute(select(users.c.id, users.c.x25519_public).where(users.c.id.in_(ids))).all())
             conn.execute(insert(records).values(**row))
-            for reader in readers:
-                conn.execute(
-                    insert(record_keys).values(
-                        record_id=row["id"],
-                        reader_id=reader,
-                        granted_at=row["created_at"],
-                        wrapped_key=wrap_data_key(key, publics[reader], row["id"], reader),
-                    )
+            for reader, share_id in readers:
+                self.grant(conn, row["id"], reader, publics[reader], key, share_id, row["created_at"])
+
+    @staticmethod
+    def grant(
+        conn, record_id: str, reader_id: str, public: bytes, key: DataKey, share_id: str | None, at: float
+    ) -> None:
+        conn.execute(
+            insert(record_keys).values(
+                record_id=record_id,
+                reader_id=reader_id,
+                granted_at=at,
+                share_id=share_id,
+                wrapped_key=wrap_data_key(key, public, record_id, reader_id),
+            )
+        )
+
+    def data_key(self, record_id: str, reader_id: str, keys: PrivateKeys) -> DataKey:
+        """The data key of a record the reader holds a usable key for."""
+        with self._engine.connect() as conn:
+            wrapped = conn.execute(
+                select(record_keys.c.wrapped_key).where(
+                    record_keys.c.record_id == record_id, record_keys.c.reader_id == reader_id, usable_key(time.time())
                 )
+            ).scalar()
+        if wrapped is None:
+            raise RecordNotFound
+        try:
+            return unwrap_data_key(wrapped, keys.x25519, record_id, reader_id)
+        except CryptoError:
+            raise IntegrityError from None
 
     def readable_ids(self, reader_id: str, limit: int, after: float | None) -> list[tuple[str, float]]:
-        query = select(record_keys.c.record_id, record_keys.c.granted_at).where(record_keys.c.reader_id == reader_id)
+        query = select(record_keys.c.record_id, record_keys.c.granted_at).where(
+            record_keys.c.reader_id == reader_id, usable_key(time.time())
+        )
         if after is not None:
             query = query.where(record_keys.c.granted_at < after)
         query = query.order_by(record_keys.c.granted_at.desc()).limit(limit)
@@ -177,7 +214,7 @@ class Vault:
                 select(records, record_keys.c.wrapped_key, users.c.username, users.c.ed25519_public)
                 .join(record_keys, record_keys.c.record_id == records.c.id)
                 .join(users, users.c.id == records.c.uploader_id)
-                .where(records.c.id == record_id, record_keys.c.reader_id == reader_id)
+                .where(records.c.id == record_id, record_keys.c.reader_id == reader_id, usable_key(time.time()))
             ).first()
         if row is None:
             raise RecordNotFound

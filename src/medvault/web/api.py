@@ -166,6 +166,7 @@ async def store_upload(request: Request, session: Session, csrf_check=None) -> s
             received.content_type,
             session.user_id,
             session.keys,
+            lambda meta: medvault.sharing.readers_for_new_record(session.user_id, session.keys, meta),
         )
     except BaseException:
         upload.abort()

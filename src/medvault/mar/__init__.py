@@ -1,0 +1,1 @@
+"""Medical records analysis: sharing charts with specialists (more of MAR lands here)."""
