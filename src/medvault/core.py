@@ -21,6 +21,7 @@ from medvault.crypto.passwords import Argon2Profile
 from medvault.db.engine import make_engine, migrate
 from medvault.events import EventLog
 from medvault.mar.sharing import Sharing
+from medvault.mar.summaries import Summaries
 from medvault.tls import ensure_self_signed
 from medvault.vault.records import Vault
 
@@ -94,6 +95,10 @@ class MedVault:
     @cached_property
     def sharing(self) -> Sharing:
         return Sharing(self.engine, self.vault, self.audit)
+
+    @cached_property
+    def summaries(self) -> Summaries:
+        return Summaries(self.engine, self.vault)
 
     @cached_property
     def audit(self) -> AuditTrail:
