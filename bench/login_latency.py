@@ -86,17 +86,18 @@ def main() -> None:
                 per = max(1, args.logins // args.concurrency)
                 with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
                     api = [t for ts in pool.map(login_many, [per] * args.concurrency) for t in ts]
-            wrong_t, throttled = [], 0
-            with mv.client() as client:
-                for _ in range(3):  # a few only: repeated failures are throttled (429), by design
-                    t0 = time.perf_counter()
-                    r = client.post("/api/v1/login", json={"username": "bench", "password": "wrong " + PASSWORD})
-                    if r.status_code == 429:
-                        throttled += 1
-                    elif r.status_code in (400, 401, 403):
-                        wrong_t.append(time.perf_counter() - t0)
-                    else:
-                        raise SystemExit(f"wrong-password login answered {r.status_code}")
+            wrong_t, unknown_t, throttled = [], [], 0
+            for i in range(4):  # each from its own address and name: repeated failures are throttled by design
+                for username, times in (("bench", wrong_t), (f"nobody{i}", unknown_t)):
+                    with mv.client(f"127.0.4.{len(times) * 2 + (username == 'bench') + 1}") as client:
+                        t0 = time.perf_counter()
+                        r = client.post("/api/v1/login", json={"username": username, "password": "wrong " + PASSWORD})
+                        if r.status_code == 429:
+                            throttled += 1
+                        elif r.status_code == 401:
+                            times.append(time.perf_counter() - t0)
+                        else:
+                            raise SystemExit(f"failed login answered {r.status_code}")
 
         salt = os.urandom(16)
         lib = []
@@ -149,6 +150,8 @@ def main() -> None:
             summary("MedVault API login, wrong password", wrong_t)
             + (f"  [{throttled} more answered 429]" if throttled else "")
         )
+    if unknown_t:
+        print(summary("MedVault API login, unknown user (same answer)", unknown_t))
     print(summary("argon2-cffi hash_secret_raw (in process)", lib))
     print(summary("medvault derive_login_secrets (in process)", derive))
     if argon2:
