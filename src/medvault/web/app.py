@@ -15,7 +15,7 @@ from medvault.core import MedVault
 from medvault.guard.refusal import Refused
 from medvault.guard.service import ServerGuard
 from medvault.vault import VaultError
-from medvault.web import admin, adminpages, api, errors, pages, shares, summaries
+from medvault.web import admin, adminpages, api, errors, pages, sharepages, shares, summaries
 from medvault.web.accesslog import AccessLog
 from medvault.web.clientip import ClientIP
 from medvault.web.gate import BanGate
@@ -31,6 +31,7 @@ def create_app(medvault: MedVault, guard: ServerGuard | None = None) -> Starlett
         *summaries.routes,
         *pages.routes,
         *adminpages.routes,
+        *sharepages.routes,
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
     ]
     middleware = [Middleware(ClientIP, trusted_proxies=settings.trusted_proxies)]

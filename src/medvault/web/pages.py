@@ -36,6 +36,7 @@ _env = Environment(
 _env.filters["timestamp"] = lambda t: time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(t or 0)))
 FORM_LIMIT = 16 * 1024
 TEXT_PREVIEW_LIMIT = 64 * 1024  # text records show their first 64 KiB on the record page
+TEXT_PREVIEW_TYPES = ("text/plain", "text/markdown")  # Markdown too is shown as plain, escaped text
 
 
 def render(request: Request, name: str, status_code: int = 200, headers: dict | None = None, **context) -> HTMLResponse:
@@ -143,7 +144,8 @@ async def records_page(request: Request) -> Response:
     session = _signed_in(request)
     medvault = vault_of(request)
     ids = medvault.vault.readable_ids(session.user_id, 200, None)
-    items = [medvault.vault.open(rid, session.user_id, session.keys).as_json() for rid, _ in ids]
+    opened = [medvault.vault.open(rid, session.user_id, session.keys) for rid, _ in ids]
+    items = [{**r.as_json(), "mine": r.owner_id == session.user_id} for r in opened]
     return render(request, "records.html", items=items, limit=medvault.settings.max_upload_bytes)
 
 
@@ -153,12 +155,14 @@ async def record_page(request: Request) -> Response:
     record = medvault.vault.open(record_id_param(request), session.user_id, session.keys)
     medvault.audit.append("view", session.user_id, record.id, client_ip(request.scope))
     text = None
-    if record.metadata.get("content_type") == "text/plain":
+    if record.metadata.get("content_type") in TEXT_PREVIEW_TYPES:
         # Shown as escaped text in the page itself: no frame, no script, nothing the file could run.
         end = min(record.size, TEXT_PREVIEW_LIMIT)
         raw = b"".join(medvault.vault.read_range(record, 0, end)) if end else b""
         text = raw.decode("utf-8", "replace")
-    return render(request, "record.html", record=record.as_json(), text_preview=text)
+    return render(
+        request, "record.html", record=record.as_json(), text_preview=text, mine=record.owner_id == session.user_id
+    )
 
 
 async def record_file(request: Request) -> Response:
