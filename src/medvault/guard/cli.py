@@ -8,8 +8,8 @@ code 2 (usage error), never as a traceback.
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +17,8 @@ import typer
 
 from medvault.guard.errors import GuardError
 from medvault.guard.filterfile import load_filter, resolve_filter_path
-from medvault.guard.matcher import IGNORED, Failure, Filter, read_blocks
+from medvault.guard.matcher import Filter
+from medvault.guard.parallel import tally_file
 from medvault.guard.runner import Guard, load_config
 
 guard_app = typer.Typer(help="Log-based intrusion prevention (fail2ban-compatible filters).", no_args_is_help=True)
@@ -39,32 +40,28 @@ def test_filter(
     logfile: Annotated[Path, typer.Argument(metavar="LOGFILE", help="Log file to match.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     print_matched: Annotated[bool, typer.Option("--print-matched", help="Print matched lines.")] = False,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", min=1, help="Processes to match with (default: one per CPU).")
+    ] = None,
 ) -> None:
     """Run FILTER over LOGFILE and count matched, ignored and missed lines, like fail2ban-regex."""
     try:
         path, opts = resolve_filter_path(filter_spec)
         flt = Filter(load_filter(path, opts))
-        handle = logfile.open(encoding="utf-8", errors="replace")
+        logfile.open(encoding="utf-8", errors="replace").close()
     except GuardError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"cannot read {logfile}: {exc.strerror}") from None
-    now = time.time()
-    counts = Counter()
-    hosts: Counter[str] = Counter()
-    with handle:
-        for block in read_blocks(handle):
-            counts["lines"] += len(block)
-            for index, got in flt.scan(block, now):
-                if isinstance(got, Failure):
-                    counts["matched"] += 1
-                    hosts[got.host] += 1
-                    if print_matched and not as_json:
-                        typer.echo(block[index])
-                elif got is IGNORED:
-                    counts["ignored"] += 1
-    counts["missed"] = counts["lines"] - counts["matched"] - counts["ignored"]
-    summary = {k: counts[k] for k in ("lines", "matched", "ignored", "missed")}
+    keep = print_matched and not as_json
+    try:
+        tally = tally_file(flt, logfile, time.time(), jobs=jobs or os.cpu_count() or 1, keep_lines=keep)
+    except OSError as exc:
+        raise _fail(f"cannot read {logfile}: {exc.strerror}") from None
+    for line in tally.matched_lines or ():
+        typer.echo(line)
+    summary = {"lines": tally.lines, "matched": tally.matched, "ignored": tally.ignored, "missed": tally.missed}
+    hosts = tally.hosts
     if as_json:
         typer.echo(json.dumps({**summary, "hosts": dict(hosts.most_common())}))
         return

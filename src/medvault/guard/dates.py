@@ -174,6 +174,7 @@ class DateTemplate:
         # Groups holding the seconds (`%S` and the groups around it, like `_date`) stay out of the key.
         self._key_groups = _groups_outside(regex, self._s_index) if self._s_index else None
         self._cache: dict[tuple, tuple | None] = {}
+        self._now_memo: tuple = (None, None, None)  # (now, tz, `_now_parts(now, tz)`) of the last call
 
     @staticmethod
     def _compile_body(body: str, line_begin: bool, unbounded: bool) -> str:
@@ -225,7 +226,11 @@ class DateTemplate:
         text = m.group(self._s_index)
         if text is None or self._key_groups is None:
             return _fields_to_time(m.groupdict(), now, tz)
-        key = (m.group(*self._key_groups), tz, _now_parts(now, tz))
+        memo_now, memo_tz, parts = self._now_memo
+        if now != memo_now or tz is not memo_tz:
+            parts = _now_parts(now, tz)
+            self._now_memo = (now, tz, parts)
+        key = (m.group(*self._key_groups), tz, parts)
         cache = self._cache
         try:
             entry = cache[key]

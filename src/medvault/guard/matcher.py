@@ -61,6 +61,7 @@ _ALT_SUFFIX = re.compile(r"_\d+$")
 _ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
 _BLOCK_LINES = 8192  # lines `Filter.scan` searches for literals at once
 _SAMPLE_LINES = 4096  # lines `Filter.scan` watches before deciding whether the prefilter pays off
+MLFID_LIMIT: Final = 10_000  # connections (`<F-MLFID>` ids) remembered; the oldest is dropped beyond
 
 
 class _Ignored:
@@ -217,6 +218,9 @@ class Filter:
         # file order that matches, and its groups are that regex's groups: one `match`, no re-check.
         self._exact_combined = self._combined is not None and all(self._anchored)
         self._alt_groups = self._alternative_groups(len(sources)) if self._exact_combined else []
+        # Per alternative: whether `_merge_alternates` has anything to do (`<F-ALT_…>` groups).
+        pref_alt = any(name.startswith("alt_") for name in pref_ids)
+        self._alt_merge = [pref_alt or any(n.startswith("alt_") for n in names) for _, names in self._alt_groups]
         # Lines without any literal some failregex needs skip all regexes but the date (single-line
         # filters only: multi-line ones must buffer every line).
         prefilter = build_prefilter(sources, flags) if spec.maxlines == 1 else None
@@ -449,7 +453,7 @@ class Filter:
             if self._ignoreregex and any(rx.search(buf) for rx in self._ignoreregex):
                 return IGNORED
             groups = {**pre, **found_groups} if pre else found_groups
-            return self._failure(index, _merge_alternates(groups), when)
+            return self._failure(index, _merge_alternates(groups) if self._alt_merge[index] else groups, when)
         hit = self._search(buf)
         if hit is None:
             return None
@@ -534,7 +538,7 @@ class Filter:
                 users.add(fail["user"])
             if not forget:
                 self._mlfid[mlfid] = fail
-                if len(self._mlfid) > 10_000:  # bounded: drop the oldest connection
+                if len(self._mlfid) > MLFID_LIMIT:  # bounded: drop the oldest connection
                     del self._mlfid[next(iter(self._mlfid))]
         if fail.pop("mlfpending", 0) or len(users) > 1:
             fail.pop("nofail", None)
