@@ -41,3 +41,23 @@ def test_guard_example_config_loads(tmp_path):
     path.write_text(example.replace("/var/log/auth.log", str(log)).replace("/var/lib/medvault-guard", str(tmp_path)))
     config = load_config(path)
     assert [rt.jail.name for rt in config.jails] == ["sshd"]
+
+
+def test_openapi_describes_every_api_route(tmp_path):
+    """Every route under /api/v1, with each of its methods, is in the OpenAPI document, and nothing else is."""
+    from starlette.routing import Route
+
+    from medvault.config import load_settings
+    from medvault.core import MedVault
+    from medvault.web.app import create_app
+    from medvault.web.openapi import OPENAPI
+
+    app = create_app(MedVault(load_settings({"data_dir": tmp_path})))
+    routes = {
+        (r.path, m.lower())
+        for r in app.routes
+        if isinstance(r, Route) and r.path.startswith("/api/v1")
+        for m in r.methods - {"HEAD"}
+    }
+    documented = {(path, method) for path, ops in OPENAPI["paths"].items() for method in ops}
+    assert routes == documented

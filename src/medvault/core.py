@@ -20,6 +20,7 @@ from medvault.config import Settings
 from medvault.crypto.passwords import Argon2Profile
 from medvault.db.engine import make_engine, migrate
 from medvault.events import EventLog
+from medvault.mar.search import Search
 from medvault.mar.sharing import Sharing
 from medvault.mar.summaries import Summaries
 from medvault.tls import ensure_self_signed
@@ -95,6 +96,10 @@ class MedVault:
     @cached_property
     def sharing(self) -> Sharing:
         return Sharing(self.engine, self.vault, self.audit)
+
+    @cached_property
+    def search(self) -> Search:
+        return Search(self.engine, self.vault, self.server_secret, self.settings.session_idle_minutes * 60)
 
     @cached_property
     def summaries(self) -> Summaries:

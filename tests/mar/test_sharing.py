@@ -115,3 +115,16 @@ def test_who_saw_my_records(people):
     trail = [(e["who"], e["action"]) for e in pat.get("/api/v1/audit").json()["items"] if e["record_id"] == rid]
     assert trail[:4] == [("pat", "revoke"), ("drsmith", "download"), ("drsmith", "view"), ("pat", "share")]
     assert dr.get("/api/v1/audit").status_code == 403
+
+
+def test_chart_share_never_includes_very_restricted_records(people):
+    """A very restricted record stays out of a chart share, now and later; an explicit share by record works."""
+    pat, nurse = people["pat"]["client"], people["nurse"]["client"]
+    secret = upload(pat, b"psych note", "p.txt", {"confidentiality": "very-restricted", "facility": "Clinic Z"})
+    secret = secret.json()["id"]
+    share = pat.post("/api/v1/shares", json={"specialist": "nurse", "chart": True, "facility": "Clinic Z"})
+    assert share.status_code == 201 and share.json()["records"] == 0
+    later = upload(pat, b"later", "l.txt", {"confidentiality": "very-restricted", "facility": "Clinic Z"}).json()["id"]
+    assert not {secret, later} & _ids(nurse)
+    assert pat.post("/api/v1/shares", json={"specialist": "nurse", "records": [secret]}).status_code == 201
+    assert secret in _ids(nurse)

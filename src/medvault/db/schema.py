@@ -118,3 +118,24 @@ bans = Table(
     Column("count", Integer, nullable=False),
     Column("reason", Text),
 )
+
+# Search (see mar/index.py): one random index key per user, sealed to the user's own X25519 key, and that
+# user's index rows packed into AES-GCM-sealed segments. Nothing here is readable without the user's keys.
+search_keys = Table(
+    "search_keys",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("sealed_key", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+search_segments = Table(
+    "search_segments",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("gen", Integer, nullable=False),  # bumped on every rewrite: optimistic concurrency between sessions
+    Column("rows", Integer, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

@@ -36,6 +36,9 @@ class Scope:
     facility: str | None = None
 
     def covers(self, meta: dict) -> bool:
+        """Very restricted records are never part of a chart share: only an explicit share by record."""
+        if meta.get("confidentiality") == "very-restricted":
+            return False
         date = meta.get("service_date")
         if self.date_from and (date is None or _last_day(date) < _first_day(self.date_from)):
             return False

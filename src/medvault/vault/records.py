@@ -64,12 +64,18 @@ class Upload:
         self._blob.write(self._enc.header())
         self._sha = hashlib.sha256()
         self.size = 0
+        self.keep_head = 0  # a caller may keep the first bytes of plaintext in memory (search indexing)
+        self.head = bytearray()
+        self.metadata: dict = {}
+        self.created_at = 0.0
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self._max:
             raise TooLarge(f"File exceeds the upload limit of {self._max} bytes")
         self._sha.update(data)
+        if len(self.head) < self.keep_head:
+            self.head += data[: self.keep_head - len(self.head)]
         self._blob.write(self._enc.update(data))
 
     def finish(
@@ -121,6 +127,7 @@ class Upload:
         except Exception:
             self._vault.blobs.delete(row["blob"])
             raise
+        self.metadata, self.created_at = meta, row["created_at"]
         return self.record_id
 
     def abort(self) -> None:

@@ -15,6 +15,7 @@ from medvault.auth.sessions import Session
 from medvault.crypto import CryptoError
 from medvault.crypto.keyring import open_sealed, seal
 from medvault.crypto.passwords import derive_subkey
+from medvault.mar.index import TEXT_BYTES
 from medvault.web.clientip import client_ip
 from medvault.web.content import content_response
 from medvault.web.login import log_in, recover_with_key
@@ -69,6 +70,7 @@ async def logout(request: Request) -> Response:
     session = require_session(request)
     check_csrf(request, session)
     vault_of(request).sessions.revoke(session.id)
+    vault_of(request).search.sweep(force=True)  # its decrypted index leaves memory now
     response = JSONResponse({"detail": "Signed out"})
     clear_session_cookie(response)
     return response
@@ -83,6 +85,7 @@ async def revoke_all(request: Request) -> Response:
     session = require_session(request)
     check_csrf(request, session)
     count = vault_of(request).sessions.revoke_all(session.user_id)
+    vault_of(request).search.sweep(force=True)
     response = JSONResponse({"revoked": count})
     clear_session_cookie(response)
     return response
@@ -158,6 +161,7 @@ async def store_upload(request: Request, session: Session, csrf_check=None) -> s
     if declared and declared.isdigit() and int(declared) > limit + JSON_LIMIT:
         raise HTTPException(413, f"File exceeds the upload limit of {limit} bytes")
     upload = medvault.vault.begin_upload(session.user_id, limit)
+    upload.keep_head = TEXT_BYTES  # text files' words go into the uploader's sealed search index
     try:
         received = await receive_upload(request, upload, csrf_check)
         record_id = upload.finish(
@@ -172,6 +176,7 @@ async def store_upload(request: Request, session: Session, csrf_check=None) -> s
         upload.abort()
         raise
     medvault.audit.append("upload", session.user_id, record_id, client_ip(request.scope))
+    medvault.search.index_upload(session, upload)
     return record_id
 
 

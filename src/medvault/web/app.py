@@ -16,6 +16,7 @@ from medvault.guard.refusal import Refused
 from medvault.guard.service import ServerGuard
 from medvault.vault import VaultError
 from medvault.web import admin, adminpages, api, errors, pages, sharepages, shares, summaries
+from medvault.web import search as search_api
 from medvault.web.accesslog import AccessLog
 from medvault.web.clientip import ClientIP
 from medvault.web.gate import BanGate
@@ -29,6 +30,7 @@ def create_app(medvault: MedVault, guard: ServerGuard | None = None) -> Starlett
         *admin.routes,
         *shares.routes,
         *summaries.routes,
+        *search_api.routes,
         *pages.routes,
         *adminpages.routes,
         *sharepages.routes,

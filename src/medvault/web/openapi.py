@@ -40,6 +40,29 @@ OPENAPI = {
             "delete": _op("Delete a record (owner only)", "204"),
         },
         "/api/v1/records/{id}/content": {"get": _op("The record's bytes; single Range requests supported")},
+        "/api/v1/records/search": {
+            "post": _op(
+                "Search readable records: filters, sort, group, sealed cursor (JSON body)", body="application/json"
+            )
+        },
+        "/api/v1/shares": {
+            "get": _op("My shares (patient) or shares made to me (specialist)"),
+            "post": _op(
+                "Share records or the chart (slice, access, expiry) with a specialist", "201", "application/json"
+            ),
+        },
+        "/api/v1/shares/{id}": {"delete": _op("Revoke a share", "204")},
+        "/api/v1/specialists": {"get": _op("Specialists a patient may share with, with key fingerprints")},
+        "/api/v1/summaries": {"post": _op("Send a signed summary to a patient who shared", "201", "application/json")},
+        "/api/v1/inbox": {"get": _op("Summaries specialists sent to me")},
+        "/api/v1/audit": {"get": _op("Who saw my records")},
+        "/api/v1/admin/users": {
+            "get": _op("Accounts (administrators)"),
+            "post": _op("Invite a person (administrators)", "201", "application/json"),
+        },
+        "/api/v1/admin/guard": {"get": _op("Bans, jail counts, events over time (administrators)")},
+        "/api/v1/admin/bans": {"post": _op("Ban an address or network (administrators)", "201", "application/json")},
+        "/api/v1/admin/bans/lift": {"post": _op("Lift a ban (administrators)", body="application/json")},
         "/api/v1/openapi.json": {"get": _op("This document")},
     },
 }

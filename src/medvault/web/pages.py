@@ -115,6 +115,7 @@ async def _end_sessions(request: Request, everywhere: bool) -> Response:
         sessions.revoke_all(session.user_id)
     else:
         sessions.revoke(session.id)
+    vault_of(request).search.sweep(force=True)  # the ended sessions' decrypted indexes leave memory now
     response = RedirectResponse("/login", 303)
     clear_session_cookie(response)
     return response
