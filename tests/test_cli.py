@@ -84,3 +84,38 @@ def test_two_instances_side_by_side(tmp_path):
     cli(a, "user", "invite", "only-in-a", "--role", "patient")
     assert "only-in-a" not in cli(b, "user", "list").stdout
     assert (a / "server.secret").read_bytes() != (b / "server.secret").read_bytes()
+
+
+def test_audit_verify_catches_a_recomputed_chain(tmp_path):
+    """Someone who edits an entry and recomputes every later hash is caught by the patient's signed checkpoint."""
+    from tests.support import Server
+
+    server = Server(tmp_path / "data")
+    server.init()
+    server.start()
+    try:
+        _tamper_and_recompute(server)
+    finally:
+        server.stop()
+
+
+def _tamper_and_recompute(server) -> None:
+    from medvault.audit import _entry_hash
+    from tests.support import upload
+
+    user = server.account("checkpointed")
+    rid = upload(user["client"], b"evidence").json()["id"]
+    user["client"].get(f"/api/v1/records/{rid}")
+    head = user["client"].get("/api/v1/audit").json()["head"]  # the patient signs the head they see
+    assert head["seq"] > 0
+    assert "signed checkpoints verified" in cli(server.data_dir, "audit", "verify").stdout
+    with sqlite3.connect(server.data_dir / "medvault.db") as db:
+        db.execute("UPDATE audit SET action = 'nothing' WHERE action = 'view' AND record_id = ?", (rid,))
+        prev = ""
+        for seq, at, actor, action, record, ip in db.execute(
+            "SELECT seq, at, actor_id, action, record_id, ip FROM audit ORDER BY seq"
+        ).fetchall():
+            prev = _entry_hash(prev, at, actor, action, record, ip)
+            db.execute("UPDATE audit SET entry_hash = ? WHERE seq = ?", (prev, seq))
+    broken = cli(server.data_dir, "audit", "verify", check=False)
+    assert broken.returncode == 1 and "differ from what checkpointed signed" in broken.stdout

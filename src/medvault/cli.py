@@ -196,11 +196,12 @@ def user_reinvite(
 
 @audit_app.command("verify")
 def audit_verify(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """Recompute the audit hash chain; exit 1 if any entry was changed or removed."""
-    intact, count = _open(data_dir, database_url=database_url).audit.verify()
-    typer.echo(f"audit trail {'intact' if intact else 'BROKEN'}: {count} entries verified")
-    if not intact:
+    """Recompute the audit hash chain and check patients' signed checkpoints; exit 1 on any change."""
+    verdict = _open(data_dir, database_url=database_url).audit.verify()
+    if not verdict.intact:
+        typer.echo(f"audit trail BROKEN: {verdict.problem}")
         raise typer.Exit(1)
+    typer.echo(f"audit trail intact: {verdict.entries} entries, {verdict.checkpoints} signed checkpoints verified")
 
 
 def _ban_store(data_dir: Path | None, database_url: str | None) -> BanStore:

@@ -109,6 +109,17 @@ audit = Table(
     Column("entry_hash", String(64), nullable=False),
 )
 
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("head", String(64), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
 bans = Table(
     "bans",
     metadata,
@@ -138,4 +149,30 @@ search_segments = Table(
     Column("rows", Integer, nullable=False),
     Column("sealed", LargeBinary, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+# The chart workspace (see mar/chart.py): one random chart key per patient, HPKE-wrapped to the patient and
+# to each specialist through the share that allows it (`via` is the share id, or "own" for the patient's
+# copy), and the chart's entries, each AES-256-GCM-sealed under a subkey of that key and signed by its author.
+chart_keys = Table(
+    "chart_keys",
+    metadata,
+    Column("patient_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("reader_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("via", String(36), primary_key=True),  # the share id, or "own": one row per share, no races
+    Column("share_id", String(36), ForeignKey("shares.id", ondelete="CASCADE")),  # null: the patient's own
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("granted_at", Float, nullable=False),
+)
+Index("ix_chart_keys_share", chart_keys.c.share_id)
+
+chart_entries = Table(
+    "chart_entries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("patient_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("author_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
 )

@@ -78,7 +78,9 @@ async def specialists(request: Request) -> Response:
 async def audit_trail(request: Request) -> Response:
     """Who saw my records: every access to records the patient owns, newest first."""
     session = require_session(request, roles=("patient",))
-    return JSONResponse({"items": vault_of(request).audit.for_owner(session.user_id)})
+    trail = vault_of(request).audit
+    head = trail.checkpoint(session.user_id, session.keys)  # what the patient saw, signed by the patient
+    return JSONResponse({"items": trail.for_owner(session.user_id), "head": head})
 
 
 routes = [
