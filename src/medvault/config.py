@@ -27,6 +27,7 @@ class Settings:
     key: Path | None = None
     public_url: str = ""
     max_upload_bytes: int = 4 * 1024**3
+    max_export_bytes: int = 200 * 1024**2
     session_idle_minutes: int = 30
     session_max_hours: int = 12
     invitation_hours: int = 72

@@ -20,6 +20,8 @@ from medvault.config import Settings
 from medvault.crypto.passwords import Argon2Profile
 from medvault.db.engine import make_engine, migrate
 from medvault.events import EventLog
+from medvault.mar.chart import Chart
+from medvault.mar.exports import Exports
 from medvault.mar.search import Search
 from medvault.mar.sharing import Sharing
 from medvault.mar.summaries import Summaries
@@ -104,6 +106,15 @@ class MedVault:
     @cached_property
     def summaries(self) -> Summaries:
         return Summaries(self.engine, self.vault)
+
+    @cached_property
+    def chart(self) -> Chart:
+        return Chart(self.engine, self.vault, self.audit)
+
+    @cached_property
+    def exports(self) -> Exports:
+        s = self.settings
+        return Exports(self.engine, self.vault, s.max_export_bytes, s.max_upload_bytes)
 
     @cached_property
     def audit(self) -> AuditTrail:

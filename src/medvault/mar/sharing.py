@@ -5,7 +5,9 @@ the specialist's own signing key (the patient is shown the fingerprint to compar
 records uploaded later: at upload the patient's session wraps the new key to every live chart share whose
 slice (dates of service, facility) the record falls in. The slice itself is health data, so it is sealed to
 the patient's own key. Revoking deletes the specialist's wrapped keys; an expired share's keys stop counting
-at once (see `usable_key`) and the server's housekeeping deletes them within a minute.
+at once (see `usable_key`) and the server's housekeeping deletes them within a minute. Each share also gets
+a copy of the patient's chart key (mar/chart.py), made in the same transaction and deleted with the share's
+record keys.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from medvault.audit import AuditTrail
 from medvault.crypto.envelope import open_sealed_to, seal_to
 from medvault.crypto.keyring import PrivateKeys, PublicKeys
 from medvault.db.schema import record_keys, records, shares, users
+from medvault.mar.chart import drop_expired, drop_for_share, wrap_for_share
 from medvault.vault import RecordNotFound, VaultError
 from medvault.vault.records import Vault
 
@@ -119,6 +122,7 @@ class Sharing:
                     expires_at=expires_at,
                 )
             )
+            wrap_for_share(conn, patient_id, keys, specialist_id, public.x25519, share_id)  # the chart workspace
             held = set(
                 conn.execute(select(record_keys.c.record_id).where(record_keys.c.reader_id == specialist_id)).scalars()
             )
@@ -149,14 +153,17 @@ class Sharing:
                 conn.execute(select(record_keys.c.record_id).where(record_keys.c.share_id == share_id)).scalars()
             )
             conn.execute(delete(record_keys).where(record_keys.c.share_id == share_id))
+            drop_for_share(conn, share_id)
         for rid in revoked:
             self._audit.append("revoke", patient_id, rid, ip)
 
     def sweep_expired(self) -> int:
-        """Delete the wrapped keys of expired shares; return how many went."""
+        """Delete the wrapped keys (record and chart keys) of expired shares; return how many went."""
+        now = time.time()
         with self._engine.begin() as conn:
-            expired = select(shares.c.id).where(shares.c.expires_at.is_not(None), shares.c.expires_at <= time.time())
-            return conn.execute(delete(record_keys).where(record_keys.c.share_id.in_(expired))).rowcount
+            expired = select(shares.c.id).where(shares.c.expires_at.is_not(None), shares.c.expires_at <= now)
+            gone = conn.execute(delete(record_keys).where(record_keys.c.share_id.in_(expired))).rowcount
+            return gone + drop_expired(conn, now)
 
     def readers_for_new_record(self, patient_id: str, keys: PrivateKeys, meta: dict) -> list[tuple[str, str]]:
         """(specialist, share) pairs of the patient's live chart shares whose slice covers this record."""
@@ -195,6 +202,7 @@ class Sharing:
                 {
                     "id": r.id,
                     "with": r.username,
+                    "with_id": r.patient_id if role == "specialist" else r.specialist_id,
                     "profession": r.profession,
                     "kind": r.kind,
                     "access": r.access,

@@ -15,7 +15,7 @@ from medvault.core import MedVault
 from medvault.guard.refusal import Refused
 from medvault.guard.service import ServerGuard
 from medvault.vault import VaultError
-from medvault.web import admin, adminpages, api, errors, pages, sharepages, shares, summaries
+from medvault.web import admin, adminpages, api, charts, errors, exports, pages, sharepages, shares, summaries
 from medvault.web import search as search_api
 from medvault.web.accesslog import AccessLog
 from medvault.web.clientip import ClientIP
@@ -31,6 +31,8 @@ def create_app(medvault: MedVault, guard: ServerGuard | None = None) -> Starlett
         *shares.routes,
         *summaries.routes,
         *search_api.routes,
+        *exports.routes,
+        *charts.routes,
         *pages.routes,
         *adminpages.routes,
         *sharepages.routes,

@@ -19,7 +19,7 @@ class LoginResult:
     csrf_token: str
 
 
-async def _guarded(request: Request, username: str, via: str, attempt, failures: tuple[type, ...]):
+async def guarded(request: Request, username: str, via: str, attempt, failures: tuple[type, ...]):
     """Run a password or recovery-key check under the login jails; log and count its failures."""
     medvault = vault_of(request)
     ip = client_ip(request.scope)
@@ -43,7 +43,7 @@ async def _guarded(request: Request, username: str, via: str, attempt, failures:
 async def log_in(request: Request, username: str, password: str, via: str) -> LoginResult:
     """Authenticate or raise AuthError (InvalidCredentials, LoginBusy, or a guard refusal)."""
     medvault = vault_of(request)
-    account, keys = await _guarded(
+    account, keys = await guarded(
         request, username, via, lambda: medvault.accounts.authenticate(username, password), (InvalidCredentials,)
     )
     cookie, csrf = medvault.sessions.create(account.id, keys, client_ip(request.scope))
@@ -56,7 +56,7 @@ async def recover_with_key(request: Request, username: str, recovery_key: str, n
     """Reset a password with the recovery key, under the same guard as a login; returns the new key."""
     check_password_policy(new_password)  # the person's typo, not a guess: checked before the jails count
     accounts = vault_of(request).accounts
-    return await _guarded(
+    return await guarded(
         request,
         username,
         "recovery",

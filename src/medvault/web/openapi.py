@@ -56,6 +56,40 @@ OPENAPI = {
         "/api/v1/summaries": {"post": _op("Send a signed summary to a patient who shared", "201", "application/json")},
         "/api/v1/inbox": {"get": _op("Summaries specialists sent to me")},
         "/api/v1/audit": {"get": _op("Who saw my records")},
+        "/api/v1/export/fhir": {"get": _op("FHIR R4 Bundle of my chart; a specialist names the patient (header)")},
+        "/api/v1/export/fhir/summary/{id}": {"get": _op("A summary as a FHIR document Bundle (Composition first)")},
+        "/api/v1/import/fhir": {"post": _op("Import a FHIR Bundle (all or nothing)", "201", "application/json")},
+        "/api/v1/export/age": {"post": _op("Chart sealed to a fresh age identity (password)", body="application/json")},
+        "/api/v1/export/zip": {"post": _op("Chart as a plain ZIP with index.csv (password)", body="application/json")},
+        "/api/v1/charts/entries": {
+            "post": _op(
+                "Write a chart entry {patient, kind, data}: occurrence, injury, statement, mark, standard, annotation,"
+                " merge; signed and sealed",
+                "201",
+                "application/json",
+            )
+        },
+        "/api/v1/charts/entries/list": {
+            "post": _op("A chart's entries, opened and signature-checked {patient, kinds}", body="application/json")
+        },
+        "/api/v1/charts/entries/{id}": {"get": _op("One chart entry with everything linked to it")},
+        "/api/v1/charts/chronology": {
+            "post": _op(
+                "Chronology: occurrences by date, before/after an incident, gaps, candidates (JSON body)",
+                body="application/json",
+            )
+        },
+        "/api/v1/charts/chronology.csv": {"post": _op("The chronology as a CSV attachment", body="application/json")},
+        "/api/v1/charts/statements/compare": {
+            "post": _op("Word-level differences between witness statements, with their marks", body="application/json")
+        },
+        "/api/v1/charts/standards": {"post": _op("Standards-of-care checklist of a chart", body="application/json")},
+        "/api/v1/charts/professionals": {
+            "post": _op("Professionals in a chart, with near-duplicate suggestions", body="application/json")
+        },
+        "/api/v1/charts/professionals/merge": {
+            "post": _op("Record a decision on names suggested as one person", "201", "application/json")
+        },
         "/api/v1/admin/users": {
             "get": _op("Accounts (administrators)"),
             "post": _op("Invite a person (administrators)", "201", "application/json"),

@@ -1,0 +1,194 @@
+"""The chronology of a chart: occurrences in date order, split around an incident, gaps, and candidates.
+
+Dates keep their precision: `2024-05` covers the whole of May. Occurrences sort by their first day, a coarser
+date before a finer one on the same first day. With an incident date, an occurrence wholly before it is
+`before`, one starting on or after it is `after`, and an approximate one whose period contains it is `around`.
+A gap is a stretch of more than `gap_days` days that no occurrence covers, between the first and the last.
+Candidates are readable records of the chart with a date of service that no occurrence cites yet.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from medvault.mar.chart import Chart, Desk
+from medvault.mar.entries import OCCURRENCE_TYPES, ChartError, check_date, first_day, last_day
+
+FIELDS = {"patient", "types", "provider", "facility", "from", "to", "incident", "gap_days"}
+
+
+def _fold(text: str | None) -> str:
+    return " ".join((text or "").casefold().split())
+
+
+class Query:
+    def __init__(self, body: dict):
+        unknown = set(body) - FIELDS
+        if unknown:
+            raise ChartError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        types = body.get("types")
+        if types is not None and (not isinstance(types, list) or not set(types) <= set(OCCURRENCE_TYPES)):
+            raise ChartError(f"'types' must be a list of {', '.join(OCCURRENCE_TYPES)}")
+        self.types = set(types or ())
+        for key in ("provider", "facility"):
+            if body.get(key) is not None and (not isinstance(body[key], str) or len(body[key]) > 200):
+                raise ChartError(f"{key!r} must be text of at most 200 characters")
+        self.provider, self.facility = _fold(body.get("provider")), _fold(body.get("facility"))
+        self.start = first_day(check_date(body["from"], "'from'", allow_future=True)) if body.get("from") else None
+        self.end = last_day(check_date(body["to"], "'to'", allow_future=True)) if body.get("to") else None
+        if self.start and self.end and self.start > self.end:
+            raise ChartError("'from' is after 'to'")
+        incident = body.get("incident")
+        if incident is not None and (not isinstance(incident, str) or len(incident) != 10):
+            raise ChartError("'incident' must be a day, YYYY-MM-DD")
+        self.incident = first_day(check_date(incident, "'incident'")) if incident else None
+        gap = body.get("gap_days", 30)
+        if isinstance(gap, bool) or not isinstance(gap, int) or not 1 <= gap <= 3650:
+            raise ChartError("'gap_days' must be a whole number of days from 1 to 3650")
+        self.gap_days = gap
+
+    def matches(self, date: str | None, facility: str | None, providers: list[str]) -> bool:
+        if (self.start or self.end) and not date:
+            return False
+        if self.start and last_day(date) < self.start:
+            return False
+        if self.end and first_day(date) > self.end:
+            return False
+        if self.facility and _fold(facility) != self.facility:
+            return False
+        return not self.provider or self.provider in {_fold(p) for p in providers}
+
+
+def _sort_key(item: dict) -> tuple:
+    date = item["data"]["date"]
+    return (first_day(date), len(date), item["created_at"], item["id"])
+
+
+def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
+    query = Query(body)
+    every = [e for e in chart.entries(desk, kinds=("occurrence",)) if "data" in e]
+    occurrences = [
+        e
+        for e in every
+        if (not query.types or e["data"]["type"] in query.types)
+        and query.matches(e["data"]["date"], e["data"].get("facility"), e["data"].get("providers", []))
+    ]
+    occurrences.sort(key=_sort_key)
+    result: dict = {"patient": desk.patient, "gap_days": query.gap_days}
+    if query.incident:
+        result["incident"] = query.incident.isoformat()
+        result["before"] = [e for e in occurrences if last_day(e["data"]["date"]) < query.incident]
+        result["after"] = [e for e in occurrences if first_day(e["data"]["date"]) >= query.incident]
+        result["around"] = [
+            e for e in occurrences if first_day(e["data"]["date"]) < query.incident <= last_day(e["data"]["date"])
+        ]
+    else:
+        result["occurrences"] = occurrences
+    result["gaps"] = _gaps(occurrences, query.gap_days)
+    result["candidates"] = _candidates(chart, desk, query, every)
+    return result
+
+
+def _gaps(occurrences: list[dict], gap_days: int) -> list[dict]:
+    gaps = []
+    covered_to: dt.date | None = None
+    last_id = None
+    for item in occurrences:
+        date = item["data"]["date"]
+        start, end = first_day(date), last_day(date)
+        if covered_to is not None and (start - covered_to).days - 1 > gap_days:
+            gaps.append(
+                {
+                    "from": (covered_to + dt.timedelta(days=1)).isoformat(),
+                    "to": (start - dt.timedelta(days=1)).isoformat(),
+                    "days": (start - covered_to).days - 1,
+                    "after": last_id,
+                    "before": item["id"],
+                }
+            )
+        if covered_to is None or end > covered_to:
+            covered_to, last_id = end, item["id"]
+    return gaps
+
+
+def _candidates(chart: Chart, desk: Desk, query: Query, occurrences: list[dict]) -> list[dict]:
+    cited = {c["record"] for e in occurrences for c in e["data"].get("citations", [])}
+    out = []
+    for record in chart.records(desk):
+        meta = record.metadata
+        date = meta.get("service_date")
+        if not date or record.id in cited or meta.get("category") == "summary":
+            continue
+        providers = meta.get("provider") or []
+        if not query.matches(date, meta.get("facility"), providers):
+            continue
+        out.append(
+            {
+                "record": record.id,
+                "date": date,
+                "approximate": len(date) < 10,
+                "type": "encounter",
+                "facility": meta.get("facility"),
+                "providers": providers,
+                "description": meta.get("title") or meta.get("type") or meta.get("filename"),
+            }
+        )
+    out.sort(key=lambda c: (first_day(c["date"]), len(c["date"]), c["record"]))
+    return out
+
+
+CSV_COLUMNS = (
+    "section",
+    "date",
+    "approximate",
+    "type",
+    "facility",
+    "providers",
+    "description",
+    "citations",
+    "verified",
+    "author",
+    "signature_valid",
+    "entry_id",
+)
+
+
+def _cell(value: object) -> str:
+    """Spreadsheet-safe text: a cell starting with = + - @ (or a tab/CR) is prefixed so it is not a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def to_csv(result: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    sections = ("before", "around", "after") if "incident" in result else ("occurrences",)
+    for section in sections:
+        for e in result[section]:
+            d = e["data"]
+            cites = "; ".join(
+                c["record"] + (f" p. {c['pages']}" if c.get("pages") else "") for c in d.get("citations", [])
+            )
+            row = (
+                section if section != "occurrences" else "",
+                d["date"],
+                "yes" if d.get("approximate") else "no",
+                d["type"],
+                d.get("facility"),
+                "; ".join(d.get("providers", [])),
+                d.get("description"),
+                cites,
+                "yes" if e["verified"] else "no",
+                e["author"],
+                "yes" if e["signature_valid"] else "no",
+                e["id"],
+            )
+            writer.writerow([_cell(v) for v in row])
+    for gap in result["gaps"]:
+        writer.writerow(
+            [_cell(v) for v in ("gap", gap["from"], "", "", "", "", f"{gap['days']} days", "", "", "", "", "")]
+        )
+    return out.getvalue()

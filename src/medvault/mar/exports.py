@@ -1,0 +1,341 @@
+"""Exports of a chart (FHIR Bundles, an age-encrypted archive, a plain ZIP) and the import of a FHIR Bundle.
+
+Every export is assembled completely in memory before any of it is handed out, bounded by `max_bytes` (the
+sum of the files' sizes, checked before a record is opened), so a failure (a record failing its integrity
+check, a tool error) is answered as an error, never as a truncated export. No plaintext reaches disk: ZIPs are
+built in a BytesIO and the `age` tool reads plaintext from a pipe and writes ciphertext to one. At most
+`concurrent` exports or imports run at once (each may hold `max_bytes` several times over); more get ExportBusy.
+
+The offline archive is sealed to an age X25519 identity made by `age-keygen` for that export alone: each file
+has exactly one recipient, the fresh one, so the long-term keys are never involved and the archive outlives
+the server. The identity is returned once and never stored. File names inside the archive are record ids
+only; names, titles and dates are in the encrypted `index.csv.age`.
+
+An import is all-or-nothing: the Bundle is validated and mapped before the first write, and the records it
+created are deleted again if any later step fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, or_, select
+
+from medvault.crypto.keyring import PrivateKeys
+from medvault.db.schema import record_keys, records, shares, users
+from medvault.mar.fhir import ExportedRecord, Person, chart_bundle, read_bundle, summary_bundle
+from medvault.mar.summaries import CATEGORY
+from medvault.vault import IntegrityError, RecordNotFound, TooLarge, VaultError
+from medvault.vault.records import Upload, Vault, usable_key
+
+CHUNK = 1 << 20
+INDEX_COLUMNS = (
+    "file",
+    "id",
+    "title",
+    "description",
+    "facility",
+    "provider",
+    "type",
+    "category",
+    "service_date",
+    "document_date",
+    "tags",
+    "confidentiality",
+    "custom",
+    "filename",
+    "content_type",
+    "size",
+    "sha256",
+    "uploaded_at",
+    "signed_by",
+    "signature_valid",
+)
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+README = """MedVault export for offline reading, sealed with age (https://age-encryption.org).
+
+Each file is encrypted to one age identity made for this export only; it was shown once when the export was
+made. Save it to a file (say identity.txt, readable by you alone), then:
+
+    age --decrypt --identity identity.txt --output index.csv index.csv.age
+    age --decrypt --identity identity.txt --output record.pdf records/<id>.age
+
+index.csv names each file (records/<id>.age) with its title, dates, facility, provider and original name.
+"""
+
+
+class ExportError(VaultError):
+    """An export or import that cannot be done; the message says why."""
+
+
+class ExportTooLarge(TooLarge):
+    pass
+
+
+class ExportBusy(ExportError):
+    pass
+
+
+class ToolMissing(ExportError):
+    pass
+
+
+@dataclass(frozen=True)
+class AgeArchive:
+    identity: str
+    recipient: str
+    archive: bytes
+    record_ids: list[str]
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _cell(value: object) -> str:
+    """A CSV cell; text that a spreadsheet would run as a formula gets a leading apostrophe (OWASP)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        value = "; ".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA) else text
+
+
+def index_csv(rows: list[dict]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(INDEX_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row.get(col)) for col in INDEX_COLUMNS])
+    return out.getvalue().encode("utf-8-sig")  # the BOM makes spreadsheets read UTF-8
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ToolMissing(f"The `{name}` tool is not installed on this server")
+    return path
+
+
+def new_age_identity() -> tuple[str, str]:
+    """A fresh X25519 age identity and its recipient, made by `age-keygen` (nothing touches disk)."""
+    keygen = _tool("age-keygen")
+    made = subprocess.run([keygen], capture_output=True, check=True, timeout=30).stdout.decode()
+    identity = next(line for line in made.splitlines() if line.startswith("AGE-SECRET-KEY-1"))
+    derived = subprocess.run([keygen, "-y"], input=identity.encode(), capture_output=True, check=True, timeout=30)
+    return identity, derived.stdout.decode().strip()
+
+
+def age_encrypt(recipient: str, plaintext: bytes) -> bytes:
+    """Encrypt to one age recipient through pipes (plaintext on stdin, ciphertext on stdout)."""
+    age = _tool("age")
+    try:
+        done = subprocess.run(
+            [age, "--encrypt", "--recipient", recipient],
+            input=plaintext,
+            capture_output=True,
+            check=True,
+            timeout=600,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+        raise ExportError("age could not encrypt the export") from None
+    return done.stdout
+
+
+class Exports:
+    def __init__(self, engine: Engine, vault: Vault, max_bytes: int, max_upload_bytes: int, concurrent: int = 2):
+        self._engine = engine
+        self._vault = vault
+        self.max_bytes = max_bytes
+        self._max_upload = max_upload_bytes
+        self._slots = threading.BoundedSemaphore(concurrent)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the few export slots, or refuse at once (exports hold whole charts in memory)."""
+        if not self._slots.acquire(blocking=False):
+            raise ExportBusy("Another export is running; try again in a moment")
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    # Who and what.
+
+    def person(self, user_id: str) -> Person:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(users.c.id, users.c.username, users.c.role, users.c.profession).where(users.c.id == user_id)
+            ).first()
+        if row is None:
+            raise RecordNotFound
+        return Person(row.id, row.username, row.role, row.profession)
+
+    def shared_patient(self, specialist_id: str, patient: str) -> Person | None:
+        """The patient (by id or username) if they have a live share to this specialist, else None."""
+        now = time.time()
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(users.c.id, users.c.username, users.c.role, users.c.profession)
+                .join(shares, shares.c.patient_id == users.c.id)
+                .where(
+                    or_(users.c.id == patient, users.c.username == patient),
+                    shares.c.specialist_id == specialist_id,
+                    shares.c.revoked_at.is_(None),
+                    or_(shares.c.expires_at.is_(None), shares.c.expires_at > now),
+                )
+                .limit(1)
+            ).first()
+        return Person(row.id, row.username, row.role, row.profession) if row else None
+
+    def chart(self, reader_id: str, patient_id: str) -> list[tuple[str, int]]:
+        """(record id, size) of the patient's records the reader holds a usable key for, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(records.c.id, records.c.size)
+                .join(record_keys, record_keys.c.record_id == records.c.id)
+                .where(records.c.owner_id == patient_id, record_keys.c.reader_id == reader_id, usable_key(time.time()))
+                .order_by(records.c.created_at, records.c.id)
+            ).all()
+        total = sum(size for _, size in rows)
+        if total > self.max_bytes:
+            raise ExportTooLarge(
+                f"The export would hold {total} bytes of files, over the limit of {self.max_bytes} bytes"
+            )
+        return [(r.id, r.size) for r in rows]
+
+    def _records(self, reader_id: str, keys: PrivateKeys, ids: Iterable[str]) -> Iterator[tuple[ExportedRecord, dict]]:
+        """Open, verify and read each record in full; yields it with its listing (as the API shows it)."""
+        people: dict[str, Person] = {}
+        for rid in ids:
+            record = self._vault.open(rid, reader_id, keys)
+            content = b"".join(self._vault.read_range(record, 0, record.size))
+            if len(content) != record.size:
+                raise IntegrityError
+            if record.uploader_id not in people:
+                people[record.uploader_id] = self.person(record.uploader_id)
+            listing = record.as_json()
+            yield ExportedRecord(rid, record.metadata, record.created_at, people[record.uploader_id], content), listing
+
+    # FHIR.
+
+    def fhir_chart(
+        self, reader_id: str, keys: PrivateKeys, patient: Person, occurrences: Iterable[dict] = ()
+    ) -> tuple[dict, list[str]]:
+        """The chart as a FHIR collection Bundle, with the ids of the records in it."""
+        ids = [rid for rid, _ in self.chart(reader_id, patient.id)]
+        bundle = chart_bundle(
+            patient, (rec for rec, _ in self._records(reader_id, keys, ids)), occurrences, now=time.time()
+        )
+        return bundle, ids
+
+    def fhir_summary(self, reader_id: str, keys: PrivateKeys, record_id: str) -> dict:
+        """A summary as a FHIR document Bundle (Composition first)."""
+        ((record, _),) = self._records(reader_id, keys, [record_id])
+        if record.metadata.get("category") != CATEGORY:
+            raise ExportError("This record is not a summary")
+        with self._engine.connect() as conn:
+            owner = conn.execute(select(records.c.owner_id).where(records.c.id == record_id)).scalar_one()
+        if record.uploader.id == owner:
+            raise ExportError("This record is not a summary written by a specialist")
+        return summary_bundle(self.person(owner), record, time.time())
+
+    def import_fhir(
+        self,
+        owner_id: str,
+        keys: PrivateKeys,
+        bundle: object,
+        more_readers: Callable[[dict], list[tuple[str, str]]] | None = None,
+        keep_head: int = 0,
+    ) -> list[Upload]:
+        """Create one record per DocumentReference, encrypted and signed like any upload; all or nothing."""
+        found = read_bundle(bundle)  # validates and maps everything but the files before any write
+        done: list[Upload] = []
+        try:
+            for imported in found:
+                upload = self._vault.begin_upload(owner_id, self._max_upload)
+                upload.keep_head = keep_head
+                try:
+                    view = memoryview(imported.content)
+                    for start in range(0, len(view), CHUNK):
+                        upload.write(view[start : start + CHUNK])
+                    upload.finish(
+                        imported.metadata, imported.filename, imported.content_type, owner_id, keys, more_readers
+                    )
+                except BaseException:
+                    upload.abort()
+                    raise
+                done.append(upload)
+        except BaseException:
+            for upload in done:
+                self._vault.delete(upload.record_id, owner_id)
+            raise
+        return done
+
+    # Offline archives.
+
+    def _index_row(self, file: str, record: ExportedRecord, listing: dict) -> dict:
+        return {
+            **record.metadata,
+            "file": file,
+            "id": record.id,
+            "size": len(record.content),
+            "sha256": hashlib.sha256(record.content).hexdigest(),
+            "uploaded_at": _iso(record.uploaded_at),
+            "signed_by": listing["signed_by"],
+            "signature_valid": listing["signature_valid"],
+        }
+
+    def age_archive(self, owner_id: str, keys: PrivateKeys) -> AgeArchive:
+        """The owner's chart as a ZIP of age files sealed to a fresh identity, returned with that identity."""
+        ids = [rid for rid, _ in self.chart(owner_id, owner_id)]
+        identity, recipient = new_age_identity()
+        buffer = io.BytesIO()
+        rows = []
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # ciphertext does not compress
+            archive.writestr("README.txt", README, zipfile.ZIP_DEFLATED)
+            for record, listing in self._records(owner_id, keys, ids):
+                name = f"records/{record.id}.age"
+                archive.writestr(name, age_encrypt(recipient, record.content))
+                rows.append(self._index_row(name, record, listing))
+            archive.writestr("index.csv.age", age_encrypt(recipient, index_csv(rows)))
+        return AgeArchive(identity, recipient, buffer.getvalue(), ids)
+
+    def plain_zip(self, owner_id: str, keys: PrivateKeys) -> tuple[bytes, list[str]]:
+        """The owner's chart as a plain ZIP: each file under records/<id>-<name>, and index.csv."""
+        ids = [rid for rid, _ in self.chart(owner_id, owner_id)]
+        buffer = io.BytesIO()
+        rows = []
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+            for record, listing in self._records(owner_id, keys, ids):
+                name = f"records/{record.id}-{record.metadata.get('filename') or 'upload'}"
+                text = (record.metadata.get("content_type") or "").startswith(("text/", "application/json"))
+                archive.writestr(name, record.content, zipfile.ZIP_DEFLATED if text else zipfile.ZIP_STORED)
+                rows.append(self._index_row(name, record, listing))
+            archive.writestr("index.csv", index_csv(rows))
+        return buffer.getvalue(), ids
+
+
+def base64_chunks(data: bytes, size: int = 3 * 65536) -> Iterator[bytes]:
+    """Base64 of `data` in pieces that concatenate to the whole (each piece a multiple of 3 input bytes)."""
+    view = memoryview(data)
+    for start in range(0, len(view), size):
+        yield base64.b64encode(view[start : start + size])

@@ -1,0 +1,608 @@
+"""FHIR R4 (R4B models) mapping of records: metadata ↔ resources, pure functions, no I/O.
+
+A chart exports as a `collection` Bundle: the `Patient` (the account: id and username, nothing else), one
+`Practitioner` per distinct provider name and per registered specialist who wrote a record, one `Organization`
+per facility, and one `DocumentReference` per record with the file inline as `content.attachment.data`. A
+summary exports as a `document` Bundle whose first entry is a `Composition`. `read_bundle` maps such a Bundle
+back to metadata the vault accepts; export → import → export keeps every metadata field (empty text and empty
+lists excepted: FHIR has no empty strings, so they are left out).
+
+Every entry's `fullUrl` is `urn:uuid:<id>` and every reference points at one, so a Bundle resolves on its
+own. Mapping (metadata key → element):
+
+| key | DocumentReference |
+| --- | --- |
+| title | content.attachment.title |
+| filename | content.attachment.extension (`…/StructureDefinition/filename`) |
+| content_type | content.attachment.contentType |
+| document_date | content.attachment.creation (YYYY, YYYY-MM or YYYY-MM-DD) |
+| service_date | context.period.start = end (its precision kept) |
+| type | type: LOINC coding when it looks like a LOINC code (`\\d{1,5}-\\d`), text otherwise |
+| category | category[0].text |
+| description | description |
+| provider | author → Practitioner.name.text, in order (not specialists: those carry a username identifier) |
+| facility | custodian → Organization.name |
+| tags | meta.tag (display) |
+| confidentiality | securityLabel, v3 Confidentiality N / R / V |
+| custom | extension `…/custom-field/<name, percent-encoded>`: valueString, valueDecimal, valueBoolean, valueDate |
+
+Occurrences (`occurrence_resource`) map to Encounter, Condition, Procedure, MedicationStatement or Observation
+with links to their source DocumentReferences; they are exported only, not imported.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import math
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote, unquote
+
+from medvault.vault import VaultError
+from medvault.vault.metadata import valid_date, validate_metadata
+
+BASE = "https://medvault.example/fhir"
+USERNAME_SYSTEM = f"{BASE}/username"
+TAG_SYSTEM = f"{BASE}/tag"
+CUSTOM_FIELD = f"{BASE}/StructureDefinition/custom-field/"
+FILENAME = f"{BASE}/StructureDefinition/filename"
+SOURCE = f"{BASE}/StructureDefinition/source"
+LOINC = "http://loinc.org"
+CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+_LABELS = {"normal": ("N", "normal"), "restricted": ("R", "restricted"), "very-restricted": ("V", "very restricted")}
+_FROM_LABEL = {"U": "normal", "L": "normal", "M": "normal", "N": "normal", "R": "restricted", "V": "very-restricted"}
+_LOINC_CODE = re.compile(r"^\d{1,5}-\d$")
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+BUNDLE_TYPES = ("document", "message", "transaction", "transaction-response", "batch", "batch-response")
+BUNDLE_TYPES += ("history", "searchset", "collection")
+DOC_STATUS = ("current", "superseded", "entered-in-error")
+SUMMARY_TYPE = ("11488-4", "Consult note")
+
+
+class FhirError(VaultError):
+    """Malformed or unusable FHIR input; the message says what is wrong and where."""
+
+
+@dataclass(frozen=True)
+class Person:
+    """An account as FHIR sees it: the patient, or a specialist who wrote a record."""
+
+    id: str
+    username: str
+    role: str
+    profession: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportedRecord:
+    id: str
+    metadata: dict
+    uploaded_at: float
+    uploader: Person
+    content: bytes
+
+
+@dataclass(frozen=True)
+class ImportedRecord:
+    """One DocumentReference mapped back: metadata ready for `Upload.finish`, and the file itself."""
+
+    metadata: dict
+    filename: str | None
+    content_type: str | None
+    content: bytes
+
+
+def instant(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _urn(resource_id: str) -> str:
+    return f"urn:uuid:{resource_id}"
+
+
+def _ref(resource_id: str) -> dict:
+    return {"reference": _urn(resource_id)}
+
+
+def _entry(resource: dict) -> dict:
+    return {"fullUrl": _urn(resource["id"]), "resource": resource}
+
+
+def _label(confidentiality: str) -> dict:
+    code, display = _LABELS.get(confidentiality, _LABELS["normal"])
+    return {"coding": [{"system": CONFIDENTIALITY_SYSTEM, "code": code, "display": display}]}
+
+
+def _type(value: str) -> dict:
+    if _LOINC_CODE.match(value):
+        return {"coding": [{"system": LOINC, "code": value}]}
+    return {"text": value}
+
+
+def patient_resource(patient: Person) -> dict:
+    return {
+        "resourceType": "Patient",
+        "id": patient.id,
+        "identifier": [{"system": USERNAME_SYSTEM, "value": patient.username}],
+    }
+
+
+def specialist_resource(person: Person) -> dict:
+    """A registered specialist: the account id, the username as identifier and as name, the profession."""
+    resource = {
+        "resourceType": "Practitioner",
+        "id": person.id,
+        "identifier": [{"system": USERNAME_SYSTEM, "value": person.username}],
+        "name": [{"text": person.username}],
+    }
+    if person.profession:
+        resource["qualification"] = [{"code": {"text": person.profession}}]
+    return resource
+
+
+def _custom_extension(name: str, value: object) -> dict | None:
+    url = CUSTOM_FIELD + quote(name, safe="")
+    if isinstance(value, bool):
+        return {"url": url, "valueBoolean": value}
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"url": url, "valueString": str(value)}
+        return {"url": url, "valueDecimal": value}
+    if not value:
+        return None
+    return {"url": url, "valueDate" if valid_date(value) else "valueString": value}
+
+
+class _Directory:
+    """Practitioners and organisations met while mapping records, one resource per distinct name or account."""
+
+    def __init__(self, patient: Person):
+        self.patient = patient
+        self.providers: dict[str, dict] = {}
+        self.specialists: dict[str, dict] = {}
+        self.organizations: dict[str, dict] = {}
+
+    def provider(self, name: str) -> str:
+        if name not in self.providers:
+            rid = str(uuid.uuid4())
+            self.providers[name] = {"resourceType": "Practitioner", "id": rid, "name": [{"text": name}]}
+        return self.providers[name]["id"]
+
+    def specialist(self, person: Person) -> str:
+        self.specialists.setdefault(person.id, specialist_resource(person))
+        return person.id
+
+    def organization(self, name: str) -> str:
+        if name not in self.organizations:
+            self.organizations[name] = {"resourceType": "Organization", "id": str(uuid.uuid4()), "name": name}
+        return self.organizations[name]["id"]
+
+    def resources(self) -> list[dict]:
+        return [*self.specialists.values(), *self.providers.values(), *self.organizations.values()]
+
+
+def document_reference(record: ExportedRecord, directory: _Directory) -> dict:
+    """One record as a DocumentReference with its file inline."""
+    meta = record.metadata
+    attachment: dict = {
+        "contentType": meta.get("content_type") or "application/octet-stream",
+        "data": base64.b64encode(record.content).decode("ascii"),
+        "size": len(record.content),
+        "hash": base64.b64encode(hashlib.sha1(record.content, usedforsecurity=False).digest()).decode("ascii"),
+    }
+    if meta.get("filename"):
+        attachment["extension"] = [{"url": FILENAME, "valueString": meta["filename"]}]
+    if meta.get("title"):
+        attachment["title"] = meta["title"]
+    if meta.get("document_date"):
+        attachment["creation"] = meta["document_date"]
+    doc: dict = {"resourceType": "DocumentReference", "id": record.id}
+    tags = [{"system": TAG_SYSTEM, "display": t} for t in meta.get("tags", []) if t]
+    if tags:
+        doc["meta"] = {"tag": tags}
+    custom = [_custom_extension(name, value) for name, value in (meta.get("custom") or {}).items()]
+    if any(custom):
+        doc["extension"] = [ext for ext in custom if ext]
+    doc["status"] = "current"
+    if meta.get("type"):
+        doc["type"] = _type(meta["type"])
+    if meta.get("category"):
+        doc["category"] = [{"text": meta["category"]}]
+    doc["subject"] = _ref(directory.patient.id)
+    doc["date"] = instant(record.uploaded_at)
+    authors = [_ref(directory.provider(name)) for name in meta.get("provider", []) if name]
+    if record.uploader.role == "specialist":
+        authors.append(_ref(directory.specialist(record.uploader)))
+    if authors:
+        doc["author"] = authors
+    if meta.get("facility"):
+        doc["custodian"] = _ref(directory.organization(meta["facility"]))
+    if meta.get("description"):
+        doc["description"] = meta["description"]
+    doc["securityLabel"] = [_label(meta.get("confidentiality", "normal"))]
+    doc["content"] = [{"attachment": attachment}]
+    if meta.get("service_date"):
+        doc["context"] = {"period": {"start": meta["service_date"], "end": meta["service_date"]}}
+    return doc
+
+
+def chart_bundle(
+    patient: Person, records: Iterable[ExportedRecord], occurrences: Iterable[dict] = (), now: float = 0.0
+) -> dict:
+    """The chart as a `collection` Bundle; `records` may be a generator (each file is encoded as it comes)."""
+    directory = _Directory(patient)
+    documents = [_entry(document_reference(record, directory)) for record in records]
+    present = {doc["resource"]["id"] for doc in documents}
+    found = [  # citations of records not in the Bundle (not readable by this reader) would not resolve
+        _entry(
+            occurrence_resource(
+                {**occ, "citations": [c for c in occ.get("citations") or [] if c.get("record") in present]}, directory
+            )
+        )
+        for occ in occurrences
+    ]
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": instant(now)},
+        "type": "collection",
+        "timestamp": instant(now),
+        "entry": [_entry(patient_resource(patient)), *map(_entry, directory.resources()), *documents, *found],
+    }
+
+
+def narrative(text: str) -> str:
+    """Plain text (here Markdown) as an XHTML narrative: escaped, characters XML forbids removed."""
+    return f'<div xmlns="http://www.w3.org/1999/xhtml"><pre>{html.escape(_XML_UNSAFE.sub("", text))}</pre></div>'
+
+
+def summary_bundle(patient: Person, record: ExportedRecord, now: float) -> dict:
+    """A specialist's summary as a FHIR document: Composition first, then Patient, author and the file."""
+    meta = record.metadata
+    author = record.uploader
+    directory = _Directory(patient)
+    author_ref = _ref(directory.specialist(author)) if author.role == "specialist" else _ref(patient.id)
+    doc = document_reference(record, directory)
+    title = meta.get("title") or "Summary"
+    if (meta.get("content_type") or "").startswith("text/"):
+        text = record.content.decode("utf-8", "replace")
+    else:  # an uploaded PDF: the narrative points at the attached document
+        text = f"{title}: see the attached document ({meta.get('filename') or 'summary'})."
+    code, display = (meta["type"], None) if _LOINC_CODE.match(meta.get("type", "")) else SUMMARY_TYPE
+    coding = {"system": LOINC, "code": code, **({"display": display} if display else {})}
+    confidentiality = _LABELS.get(meta.get("confidentiality", "normal"), _LABELS["normal"])[0]
+    composition = {
+        "resourceType": "Composition",
+        "id": str(uuid.uuid4()),
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": _urn(record.id)},
+        "status": "final",
+        "type": {"coding": [coding], "text": meta.get("type") or display},
+        "subject": _ref(patient.id),
+        "date": instant(record.uploaded_at),
+        "author": [author_ref],
+        "title": title,
+        "confidentiality": confidentiality,
+        "attester": [{"mode": "professional", "time": instant(record.uploaded_at), "party": author_ref}],
+        "section": [
+            {
+                "title": title,
+                "text": {"status": "generated", "div": narrative(text)},
+                "entry": [_ref(record.id)],
+            }
+        ],
+    }
+    if author.role != "specialist":
+        del composition["attester"]
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": _urn(composition["id"])},
+        "type": "document",
+        "timestamp": instant(now),
+        "entry": [
+            _entry(composition),
+            _entry(patient_resource(patient)),
+            *map(_entry, directory.resources()),
+            _entry(doc),
+        ],
+    }
+
+
+# Occurrences (the chart workspace's chronology): exported as clinical resources.
+
+OCCURRENCE_KINDS = ("encounter", "diagnosis", "injury", "procedure", "medication", "test-result", "note")
+
+
+def occurrence_resource(occ: dict, directory: _Directory) -> dict:
+    """One occurrence as a clinical resource.
+
+    The shape is a chart occurrence entry's (mar/entries.py): `id`, `type` (one of OCCURRENCE_KINDS), `date`
+    (YYYY[-MM[-DD]]), optional `facility`, `providers` (a list of names), `description`, `citations` (a list of
+    `{"record", "pages"?, "quote"?}`). Citations become `…/StructureDefinition/source` extensions referencing
+    the DocumentReference (the urn of its entry), so every resource links back the same way whatever its type.
+    """
+    kind = occ.get("type")
+    if kind not in OCCURRENCE_KINDS:
+        raise FhirError(f"occurrence type must be one of {', '.join(OCCURRENCE_KINDS)}")
+    rid = occ.get("id") or str(uuid.uuid4())
+    subject = _ref(directory.patient.id)
+    date = occ.get("date") if valid_date(occ.get("date")) else None
+    text = occ.get("description") or kind.replace("-", " ")
+    people = [_ref(directory.provider(p)) for p in occ.get("providers") or [] if p]
+    facility = _ref(directory.organization(occ["facility"])) if occ.get("facility") else None
+    res: dict
+    if kind == "encounter":
+        res = {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK"},
+            "type": [{"text": text}],
+            "subject": subject,
+        }
+        if date:
+            res["period"] = {"start": date, "end": date}
+        if people:
+            res["participant"] = [{"individual": p} for p in people]
+        if facility:
+            res["serviceProvider"] = facility
+    elif kind in ("diagnosis", "injury"):
+        category = "encounter-diagnosis" if kind == "diagnosis" else "problem-list-item"
+        system = "http://terminology.hl7.org/CodeSystem/condition-category"
+        res = {
+            "resourceType": "Condition",
+            "category": [{"coding": [{"system": system, "code": category}], "text": kind}],
+            "code": {"text": text},
+            "subject": subject,
+        }
+        if date:
+            res["onsetDateTime"] = date
+        if people:
+            res["asserter"] = people[0]
+    elif kind == "procedure":
+        res = {"resourceType": "Procedure", "status": "completed", "code": {"text": text}, "subject": subject}
+        if date:
+            res["performedDateTime"] = date
+        on_behalf = {"onBehalfOf": facility} if facility else {}
+        if people:
+            res["performer"] = [{"actor": p, **on_behalf} for p in people]
+        elif facility:
+            res["performer"] = [{"actor": facility}]
+    elif kind == "medication":
+        res = {
+            "resourceType": "MedicationStatement",
+            "status": "completed",
+            "medicationCodeableConcept": {"text": text},
+            "subject": subject,
+        }
+        if date:
+            res["effectiveDateTime"] = date
+        if people:
+            res["informationSource"] = people[0]
+    else:
+        res = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "Note" if kind == "note" else text},
+            "subject": subject,
+        }
+        if kind == "note":
+            res["valueString"] = text
+        if date:
+            res["effectiveDateTime"] = date
+        if people or facility:
+            res["performer"] = [*people, *([facility] if facility else [])]
+    sources = []
+    for source in occ.get("citations") or []:
+        parts = [{"url": "record", "valueReference": _ref(source["record"])}]
+        if source.get("pages"):
+            parts.append({"url": "pages", "valueString": str(source["pages"])})
+        if source.get("quote"):
+            parts.append({"url": "quote", "valueString": source["quote"]})
+        sources.append({"url": SOURCE, "extension": parts})
+    return {"resourceType": res.pop("resourceType"), "id": rid, **({"extension": sources} if sources else {}), **res}
+
+
+# Import.
+
+
+def validation_message(exc: Exception) -> str:
+    """A pydantic ValidationError as `path: problem` lines, without echoing the (possibly huge) input."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            found = errors(include_input=False, include_url=False)
+        except TypeError:
+            found = errors()
+        lines = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in found[:5]]
+        more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+        return "; ".join(lines) + more
+    return str(exc)[:300]
+
+
+def validate_bundle(data: object) -> None:
+    """Check a Bundle against the R4B models (structure, types, required elements); FhirError if not."""
+    from fhir.resources.R4B.bundle import Bundle  # imported late: loading the models takes a moment
+
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+        raise FhirError("Malformed FHIR: expected a Bundle resource")
+    try:
+        Bundle.model_validate(data)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise FhirError(f"Malformed FHIR: {validation_message(exc)}") from None
+    except (LookupError, TypeError, AttributeError) as exc:  # e.g. an unknown resourceType
+        raise FhirError(f"Malformed FHIR: unknown or invalid resource ({str(exc)[:100]})") from None
+    if data.get("type") not in BUNDLE_TYPES:
+        raise FhirError(f"Malformed FHIR: Bundle.type must be one of {', '.join(BUNDLE_TYPES)}")
+
+
+def _index(entries: list[dict]) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for entry in entries:
+        resource = entry.get("resource") or {}
+        if entry.get("fullUrl"):
+            found[entry["fullUrl"]] = resource
+        if resource.get("id"):
+            found[f"{resource.get('resourceType')}/{resource['id']}"] = resource
+    return found
+
+
+def _resolve(ref: dict, index: dict[str, dict]) -> dict | None:
+    target = ref.get("reference") or ""
+    if target in index:
+        return index[target]
+    tail = "/".join(target.rstrip("/").split("/")[-2:])  # an absolute URL ending in Type/id
+    return index.get(tail)
+
+
+def _concept_text(concept: dict | None, prefer_loinc: bool = False) -> str | None:
+    if not concept:
+        return None
+    codings = concept.get("coding") or []
+    if prefer_loinc:
+        for coding in codings:
+            if coding.get("system") == LOINC and coding.get("code"):
+                return coding["code"]
+    if concept.get("text"):
+        return concept["text"]
+    for coding in codings:
+        if coding.get("display") or coding.get("code"):
+            return coding.get("display") or coding.get("code")
+    return None
+
+
+def _person_name(resource: dict) -> str | None:
+    for name in resource.get("name") or []:
+        if name.get("text"):
+            return name["text"]
+        parts = [*name.get("prefix", []), *name.get("given", []), name.get("family"), *name.get("suffix", [])]
+        joined = " ".join(p for p in parts if p)
+        if joined:
+            return joined
+    return None
+
+
+def _is_account(resource: dict) -> bool:
+    return any(i.get("system") == USERNAME_SYSTEM for i in resource.get("identifier") or [])
+
+
+def _custom_value(ext: dict) -> object:
+    for key in ("valueString", "valueDate", "valueBoolean", "valueDecimal", "valueInteger", "valueCode"):
+        if key in ext:
+            return ext[key]
+    raise FhirError(f"custom field extension {ext['url']!r} has no value of a supported type")
+
+
+def _partial_date(value: str | None, what: str, where: str) -> str | None:
+    """A FHIR date/dateTime cut to the day (or kept at year / month precision)."""
+    if not value:
+        return None
+    date = value[:10]
+    if not valid_date(date):
+        raise FhirError(f"{where}: {what} {value!r} is not a date")
+    return date
+
+
+def _content(attachment: dict, where: str) -> bytes:
+    try:
+        content = base64.b64decode(attachment["data"], validate=True)
+    except ValueError:
+        raise FhirError(f"{where}: attachment data is not valid base64") from None
+    if "size" in attachment and attachment["size"] != len(content):
+        raise FhirError(f"{where}: attachment size {attachment['size']} does not match its data ({len(content)})")
+    if attachment.get("hash"):
+        sha1 = base64.b64encode(hashlib.sha1(content, usedforsecurity=False).digest()).decode("ascii")
+        if attachment["hash"] != sha1:
+            raise FhirError(f"{where}: attachment hash does not match its data")
+    return content
+
+
+def _document(doc: dict, index: dict[str, dict], where: str, decode: bool = True) -> ImportedRecord:
+    """Map one DocumentReference; with `decode=False` only check it (the file is left out: cheap)."""
+    if doc.get("status") not in DOC_STATUS:
+        raise FhirError(f"{where}: status must be one of {', '.join(DOC_STATUS)}")
+    attachment = next((c["attachment"] for c in doc.get("content") or [] if c.get("attachment", {}).get("data")), None)
+    if attachment is None:
+        raise FhirError(f"{where}: no attachment with inline data (attachments by URL are not fetched)")
+    content = _content(attachment, where) if decode else b""
+    meta: dict = {}
+    if attachment.get("title"):
+        meta["title"] = attachment["title"]
+    if doc.get("description"):
+        meta["description"] = doc["description"]
+    if (kind := _concept_text(doc.get("type"), prefer_loinc=True)) is not None:
+        meta["type"] = kind
+    categories = [c for c in (_concept_text(c) for c in doc.get("category") or []) if c]
+    if categories:
+        meta["category"] = categories[0]
+    if (creation := _partial_date(attachment.get("creation"), "attachment.creation", where)) is not None:
+        meta["document_date"] = creation
+    period = (doc.get("context") or {}).get("period") or {}
+    if (service := _partial_date(period.get("start") or period.get("end"), "context.period", where)) is not None:
+        meta["service_date"] = service
+    providers = []
+    for author in doc.get("author") or []:
+        target = _resolve(author, index)
+        if target is None:
+            if author.get("display") and (author.get("type") in (None, "Practitioner")):
+                providers.append(author["display"])
+            continue
+        if target.get("resourceType") == "Practitioner" and not _is_account(target):
+            name = _person_name(target) or author.get("display")
+            if name:
+                providers.append(name)
+    if providers:
+        meta["provider"] = providers
+    custodian = doc.get("custodian")
+    if custodian:
+        target = _resolve(custodian, index)
+        facility = (target or {}).get("name") or custodian.get("display")
+        if facility:
+            meta["facility"] = facility
+    tags = [t.get("display") or t.get("code") for t in (doc.get("meta") or {}).get("tag") or []]
+    if any(tags):
+        meta["tags"] = [t for t in tags if t]
+    custom = {}
+    for ext in doc.get("extension") or []:
+        if ext.get("url", "").startswith(CUSTOM_FIELD):
+            custom[unquote(ext["url"][len(CUSTOM_FIELD) :])] = _custom_value(ext)
+    if custom:
+        meta["custom"] = custom
+    for label in doc.get("securityLabel") or []:
+        for coding in label.get("coding") or []:
+            if coding.get("system") == CONFIDENTIALITY_SYSTEM and coding.get("code") in _FROM_LABEL:
+                meta["confidentiality"] = _FROM_LABEL[coding["code"]]
+    try:
+        meta = validate_metadata(meta)
+    except VaultError as exc:
+        raise FhirError(f"{where}: {exc}") from None
+    filename = next((e.get("valueString") for e in attachment.get("extension") or [] if e.get("url") == FILENAME), None)
+    return ImportedRecord(meta, filename or meta.get("title"), attachment.get("contentType"), content)
+
+
+def read_bundle(data: object, max_records: int = 10_000) -> Iterator[ImportedRecord]:
+    """Validate a Bundle, then yield its DocumentReferences as records (a generator: files decode one by one).
+
+    The whole Bundle is validated, and every DocumentReference mapped once without decoding its file, before
+    this returns, so malformed structure or metadata fails before anything is written. Bad base64, a size or
+    hash mismatch, or the vault refusing a file show up only while iterating: a caller must undo what it wrote.
+    """
+    validate_bundle(data)
+    entries = data.get("entry") or []
+    index = _index(entries)
+    docs = [
+        (n, e["resource"])
+        for n, e in enumerate(entries)
+        if (e.get("resource") or {}).get("resourceType") == "DocumentReference"
+    ]
+    if not docs:
+        raise FhirError("The Bundle holds no DocumentReference to import")
+    if len(docs) > max_records:
+        raise FhirError(f"At most {max_records} DocumentReferences per import")
+    for n, doc in docs:
+        _document(doc, index, f"entry[{n}] DocumentReference", decode=False)
+    return (_document(doc, index, f"entry[{n}] DocumentReference") for n, doc in docs)

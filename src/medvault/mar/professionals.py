@@ -1,0 +1,202 @@
+"""The professionals of a chart: everyone named as a provider in its records or occurrences, plus the
+registered specialists it is shared with, and suggestions of names that are probably the same person.
+
+Names are compared after removing accents, case, titles (Dr., Prof.) and suffixes (MD, RN, PhD), and reading
+"Smith, John" as "John Smith". Two different names are suggested as one person when their surnames match and
+their given names agree as far as both are known ("J. Smith" / "John Smith, MD"; not "Jane" / "John").
+Nothing is merged automatically: a `merge` entry records the user's decision (same / different), and a
+decided pair is not suggested again; names decided to be the same are listed together.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+
+from medvault.mar.chart import Chart, Desk
+
+TITLES = {"dr", "doctor", "prof", "professor", "mr", "mrs", "ms", "miss", "mx", "sir", "dame"}
+PROFESSIONS = {
+    "md": "physician",
+    "do": "physician",
+    "mbbs": "physician",
+    "mbchb": "physician",
+    "frcs": "surgeon",
+    "facs": "surgeon",
+    "frcp": "physician",
+    "rn": "nurse",
+    "lpn": "nurse",
+    "np": "nurse practitioner",
+    "bsn": "nurse",
+    "msn": "nurse",
+    "crna": "nurse anaesthetist",
+    "cnm": "midwife",
+    "pa": "physician assistant",
+    "pac": "physician assistant",
+    "dds": "dentist",
+    "dmd": "dentist",
+    "pt": "physiotherapist",
+    "dpt": "physiotherapist",
+    "ot": "occupational therapist",
+    "otr": "occupational therapist",
+    "pharmd": "pharmacist",
+    "dc": "chiropractor",
+    "od": "optometrist",
+    "psyd": "psychologist",
+    "phd": None,
+    "mph": None,
+    "jr": None,
+    "sr": None,
+    "ii": None,
+    "iii": None,
+    "iv": None,
+    "esq": None,
+}
+
+
+def _plain(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+
+
+def _words(part: str) -> list[str]:
+    return [w for w in (t.replace(".", "").replace("'", "") for t in re.split(r"[\s]+", part)) if w]
+
+
+def parse(name: str) -> tuple[list[str], str | None]:
+    """(name words without titles and suffixes, in given-names-first order; the profession a suffix tells)."""
+    parts = [_words(p) for p in _plain(name).split(",")]
+    profession = None
+    kept: list[list[str]] = []
+    for part in parts:
+        words = []
+        for w in part:
+            if w in PROFESSIONS:
+                profession = profession or PROFESSIONS[w]
+            else:
+                words.append(w)
+        kept.append(words)
+    head, rest = kept[0], [w for part in kept[1:] for w in part]
+    words = [*rest, *head] if rest and head else head or rest  # "Smith, John" is John Smith
+    while words and words[0] in TITLES:
+        words = words[1:]
+    return words, profession
+
+
+def same_person(a: str, b: str) -> bool:
+    wa, _ = parse(a)
+    wb, _ = parse(b)
+    if not wa or not wb or wa[-1] != wb[-1]:
+        return False
+    ga, gb = wa[:-1], wb[:-1]
+    if not ga or not gb:
+        return True
+    first_a, first_b = ga[0], gb[0]
+    if len(first_a) > 1 and len(first_b) > 1:
+        return first_a == first_b
+    return first_a[0] == first_b[0]
+
+
+def _clean(name: str) -> str:
+    return " ".join(name.split())
+
+
+def directory(chart: Chart, desk: Desk) -> dict:
+    people: dict[str, dict] = {}
+
+    def person(name: str) -> dict:
+        key = _clean(name).casefold()
+        if key not in people:
+            people[key] = {
+                "name": _clean(name),
+                "profession": parse(name)[1],
+                "registered": False,
+                "facilities": set(),
+                "records": [],
+                "entries": [],
+            }
+        return people[key]
+
+    for record in chart.records(desk):
+        meta = record.metadata
+        for name in meta.get("provider") or []:
+            if name.strip():
+                p = person(name)
+                p["records"].append(record.id)
+                if meta.get("facility"):
+                    p["facilities"].add(meta["facility"])
+    entries = [e for e in chart.entries(desk) if "data" in e]
+    for entry in entries:
+        if entry["kind"] != "occurrence":
+            continue
+        for name in entry["data"].get("providers", []):
+            p = person(name)
+            p["entries"].append(entry["id"])
+            if entry["data"].get("facility"):
+                p["facilities"].add(entry["data"]["facility"])
+    for specialist in chart.specialists(desk):
+        p = person(specialist["name"])
+        p["registered"] = True
+        p["profession"] = specialist["profession"] or p["profession"]
+        p["entries"] += [e["id"] for e in entries if e["author"] == specialist["name"]]
+
+    decided, same, canonical = _decisions(entries)
+    groups = _union(list(people), same)
+    listing = []
+    for members in groups:
+        members.sort(key=lambda m: (m not in canonical, m))  # the name the user chose comes first
+        main = people[members[0]]
+        merged = {
+            "name": main["name"],
+            "aliases": [people[m]["name"] for m in members[1:]],
+            "profession": next((people[m]["profession"] for m in members if people[m]["profession"]), None),
+            "registered": any(people[m]["registered"] for m in members),
+            "facilities": sorted({f for m in members for f in people[m]["facilities"]}),
+            "records": sorted({r for m in members for r in people[m]["records"]}),
+            "entries": sorted({e for m in members for e in people[m]["entries"]}),
+        }
+        listing.append(merged)
+    listing.sort(key=lambda p: (parse(p["name"])[0][-1:] or [""], p["name"].casefold()))
+    suggestions = []
+    group_of = {m: i for i, members in enumerate(groups) for m in members}
+    for a, b in itertools.combinations(sorted(people), 2):
+        if group_of[a] == group_of[b] or frozenset((a, b)) in decided:
+            continue
+        if same_person(people[a]["name"], people[b]["name"]):
+            suggestions.append({"names": [people[a]["name"], people[b]["name"]], "reason": "same surname and initials"})
+    return {"patient": desk.patient, "professionals": listing, "suggestions": suggestions}
+
+
+def _decisions(entries: list[dict]) -> tuple[set[frozenset], list[tuple[str, str]], set[str]]:
+    """Pairs the user decided on (either way), the pairs decided to be one person (latest decision wins), and
+    the names chosen as canonical."""
+    latest: dict[frozenset, str] = {}
+    canonical: set[str] = set()
+    for entry in entries:
+        if entry["kind"] == "merge" and entry["signature_valid"]:
+            names = [_clean(n).casefold() for n in entry["data"]["names"]]
+            for a, b in itertools.combinations(names, 2):
+                latest[frozenset((a, b))] = entry["data"]["decision"]
+            if entry["data"]["decision"] == "same" and entry["data"].get("canonical"):
+                canonical.add(_clean(entry["data"]["canonical"]).casefold())
+    same = [tuple(sorted(pair)) for pair, decision in latest.items() if decision == "same" and len(pair) == 2]
+    return set(latest), same, canonical
+
+
+def _union(keys: list[str], pairs: list[tuple[str, str]]) -> list[list[str]]:
+    parent = {k: k for k in keys}
+
+    def find(k: str) -> str:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a, b in pairs:
+        if a in parent and b in parent:
+            parent[find(a)] = find(b)
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        groups.setdefault(find(k), []).append(k)
+    return list(groups.values())

@@ -1,0 +1,92 @@
+"""Witness statements side by side: word-level differences between each pair, and the marks made on them.
+
+Words are whitespace-separated tokens compared exactly (`difflib.SequenceMatcher`, no junk heuristic), so a
+changed time ("9pm" / "11pm") or place shows as a `replace` segment. Agreements and contradictions are
+`mark` entries naming two or more statements.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+
+from medvault.mar.chart import Chart, Desk
+from medvault.mar.entries import ChartError, canonical_id
+
+MAX_STATEMENTS = 5
+MAX_WORDS = 20_000
+_WORD = re.compile(r"\S+")
+
+
+def diff(a: str, b: str) -> tuple[list[dict], float]:
+    """Segments `{"op", "a", "b"}` turning `a` into `b` word by word, and their similarity (0 to 1)."""
+    wa, wb = _WORD.findall(a)[:MAX_WORDS], _WORD.findall(b)[:MAX_WORDS]
+    matcher = difflib.SequenceMatcher(None, wa, wb, autojunk=False)
+    segments = [
+        {"op": op, "a": " ".join(wa[i1:i2]), "b": " ".join(wb[j1:j2])} for op, i1, i2, j1, j2 in matcher.get_opcodes()
+    ]
+    return segments, round(matcher.ratio(), 4)
+
+
+def compare(chart: Chart, desk: Desk, ids: object) -> dict:
+    if not isinstance(ids, list) or not 2 <= len(ids) <= MAX_STATEMENTS:
+        raise ChartError(f"'statements' must be a list of 2 to {MAX_STATEMENTS} statement ids")
+    wanted = list(dict.fromkeys(canonical_id(i, "'statements' item") for i in ids))
+    if len(wanted) < 2:
+        raise ChartError("compare at least two different statements")
+    found = {e["id"]: e for e in chart.entries(desk, kinds=("statement",), ids=wanted) if "data" in e}
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise ChartError(f"Statement(s) not found in this chart: {', '.join(missing)}", 404)
+    textless = [i for i in wanted if "text" not in found[i]["data"]]
+    if textless:
+        raise ChartError(f"Statement(s) without text to compare (a PDF is not read): {', '.join(textless)}")
+    pairs = []
+    for a, b in itertools.combinations(wanted, 2):
+        segments, similarity = diff(found[a]["data"]["text"], found[b]["data"]["text"])
+        pairs.append({"a": a, "b": b, "similarity": similarity, "segments": segments})
+    marks = [
+        m
+        for m in chart.entries(desk, kinds=("mark",))
+        if "data" in m and len(set(m["data"]["statements"]) & set(wanted)) >= 2
+    ]
+    return {"statements": [found[i] for i in wanted], "pairs": pairs, "marks": marks}
+
+
+def checklist(chart: Chart, desk: Desk) -> dict:
+    """Standards of care per record or occurrence, with counts of met / not met / unclear."""
+    items = [e for e in chart.entries(desk, kinds=("standard",)) if "data" in e]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for item in items:
+        data = item["data"]
+        target = ("record", data["record"]) if "record" in data else ("occurrence", data["occurrence"])
+        groups.setdefault(target, []).append(item)
+    totals = {
+        status: sum(1 for i in items if i["data"]["status"] == status) for status in ("met", "not-met", "unclear")
+    }
+    return {
+        "patient": desk.patient,
+        "totals": totals,
+        "targets": [
+            {
+                "target": kind,
+                "id": tid,
+                "items": [
+                    {
+                        "entry_id": i["id"],
+                        "source": i["data"]["standard"]["source"],
+                        "clause": i["data"]["standard"].get("clause"),
+                        "text": i["data"]["standard"].get("text"),
+                        "status": i["data"]["status"],
+                        "note": i["data"].get("note"),
+                        "author": i["author"],
+                        "signature_valid": i["signature_valid"],
+                        "verified": i["verified"],
+                    }
+                    for i in entries
+                ],
+            }
+            for (kind, tid), entries in groups.items()
+        ],
+    }

@@ -1,0 +1,164 @@
+"""Chart workspace API: entries (occurrences, injuries, statements, marks, standards, annotations, merge
+decisions), the chronology (JSON and CSV), statement comparison, the standards checklist and professionals.
+
+Everything that names a patient or a health detail travels in a JSON body, never in a URL; `patient` is a
+user name, or null / "me" for the caller's own chart. Every read and write enters the audit trail.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from medvault.mar import chronology as chrono
+from medvault.mar import professionals, statements
+from medvault.mar.entries import KINDS, ChartError, canonical_id
+from medvault.web.api import json_body
+from medvault.web.clientip import client_ip
+from medvault.web.security import check_csrf, require_session, vault_of
+
+
+def _refusals(handler):
+    """ChartError carries its own 4xx status; everything else goes to the app's error handlers."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ChartError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+
+    return wrapped
+
+
+async def _open(request: Request, allowed: set[str], *required: str):
+    """Session (CSRF checked), body (no unknown keys) and the desk at the named patient's chart."""
+    session = require_session(request, roles=("patient", "specialist"))
+    check_csrf(request, session)
+    data = await json_body(request, *required)
+    unknown = set(data) - allowed - {"patient"}
+    if unknown:
+        raise ChartError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    chart = vault_of(request).chart
+    desk = await run_in_threadpool(chart.desk, session, data.get("patient"))
+    return chart, desk, data
+
+
+def _viewed(request: Request, chart, desk) -> None:
+    chart.audit.append("chart-view", desk.reader_id, None, client_ip(request.scope))
+
+
+@_refusals
+async def entry_create(request: Request) -> Response:
+    chart, desk, data = await _open(request, {"kind", "data"}, "kind")
+    entry = await run_in_threadpool(chart.add, desk, data["kind"], data.get("data"), client_ip(request.scope))
+    return JSONResponse(entry, 201)
+
+
+@_refusals
+async def entry_list(request: Request) -> Response:
+    chart, desk, data = await _open(request, {"kinds"})
+    kinds = data.get("kinds")
+    if kinds is not None and (not isinstance(kinds, list) or not set(kinds) <= set(KINDS)):
+        raise ChartError(f"'kinds' must be a list of {', '.join(KINDS)}")
+    items = await run_in_threadpool(chart.entries, desk, tuple(kinds or ()))
+    _viewed(request, chart, desk)
+    return JSONResponse({"patient": desk.patient, "can_write": desk.can_write, "items": items})
+
+
+@_refusals
+async def entry_get(request: Request) -> Response:
+    """One entry with everything linked to it; the entry id says whose chart, access is checked as usual."""
+    session = require_session(request, roles=("patient", "specialist"))
+    try:
+        entry_id = canonical_id(request.path_params["id"], "entry id")
+    except ChartError:
+        raise ChartError("Entry not found", 404) from None
+    chart = vault_of(request).chart
+    patient_id = chart.patient_of_entry(entry_id)
+    if patient_id is None:
+        raise ChartError("Entry not found", 404)
+    try:
+        desk = await run_in_threadpool(chart.desk_for_patient_id, session, patient_id)
+    except ChartError as exc:
+        if exc.status == 403:
+            raise ChartError("Entry not found", 404) from None  # no hint that the entry exists
+        raise
+    result = await run_in_threadpool(chart.entry_with_links, desk, entry_id)
+    _viewed(request, chart, desk)
+    return JSONResponse(result)
+
+
+async def _chronology(request: Request) -> tuple[dict, object, object]:
+    chart, desk, data = await _open(request, chrono.FIELDS)
+    result = await run_in_threadpool(chrono.chronology, chart, desk, data)
+    _viewed(request, chart, desk)
+    return result, chart, desk
+
+
+@_refusals
+async def chronology(request: Request) -> Response:
+    result, _, _ = await _chronology(request)
+    return JSONResponse(result)
+
+
+@_refusals
+async def chronology_csv(request: Request) -> Response:
+    result, _, _ = await _chronology(request)
+    return Response(
+        chrono.to_csv(result),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="chronology.csv"', "cache-control": "no-store"},
+    )
+
+
+@_refusals
+async def compare(request: Request) -> Response:
+    chart, desk, data = await _open(request, {"statements"})
+    result = await run_in_threadpool(statements.compare, chart, desk, data.get("statements"))
+    _viewed(request, chart, desk)
+    return JSONResponse(result)
+
+
+@_refusals
+async def standards(request: Request) -> Response:
+    chart, desk, _ = await _open(request, set())
+    result = await run_in_threadpool(statements.checklist, chart, desk)
+    _viewed(request, chart, desk)
+    return JSONResponse(result)
+
+
+@_refusals
+async def professional_list(request: Request) -> Response:
+    chart, desk, _ = await _open(request, set())
+    result = await run_in_threadpool(professionals.directory, chart, desk)
+    _viewed(request, chart, desk)
+    return JSONResponse(result)
+
+
+@_refusals
+async def professional_merge(request: Request) -> Response:
+    """The user's decision on names suggested as one person, kept as a signed `merge` entry."""
+    fields = {"names", "decision", "canonical", "note", "citations"}
+    chart, desk, data = await _open(request, fields, "decision")
+    body = {k: v for k, v in data.items() if k in fields}
+    entry = await run_in_threadpool(chart.add, desk, "merge", body, client_ip(request.scope))
+    return JSONResponse(entry, 201)
+
+
+routes = [
+    Route("/api/v1/charts/entries", entry_create, methods=["POST"]),
+    Route("/api/v1/charts/entries/list", entry_list, methods=["POST"]),
+    Route("/api/v1/charts/entries/{id}", entry_get, methods=["GET"]),
+    Route("/api/v1/charts/chronology", chronology, methods=["POST"]),
+    Route("/api/v1/charts/chronology.csv", chronology_csv, methods=["POST"]),
+    Route("/api/v1/charts/statements/compare", compare, methods=["POST"]),
+    Route("/api/v1/charts/standards", standards, methods=["POST"]),
+    Route("/api/v1/charts/professionals", professional_list, methods=["POST"]),
+    Route("/api/v1/charts/professionals/merge", professional_merge, methods=["POST"]),
+]
