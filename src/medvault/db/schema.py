@@ -70,6 +70,10 @@ records = Table(
     Column("stream_header", LargeBinary, nullable=False),
     Column("sealed_metadata", LargeBinary, nullable=False),
     Column("sealed_manifest", LargeBinary, nullable=False),
+    # HMAC-SHA256 of the plaintext under the owner's duplicate key (mar/duplicates.py): equal files in one
+    # chart match, equal files in two charts do not. Null for records uploaded by someone else (summaries).
+    Column("dup_hash", String(64), nullable=True),
+    Column("supersedes", String(36), nullable=True, unique=True),  # the older version replaced (one successor)
 )
 
 record_keys = Table(

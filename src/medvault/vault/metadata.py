@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime
 
 from medvault.vault import VaultError
 
@@ -17,6 +18,16 @@ KEYS = (*_TEXT_KEYS, *_DATE_KEYS, "provider", "tags", "custom", "confidentiality
 def valid_date(value: object) -> bool:
     """A date with its precision: YYYY, YYYY-MM or YYYY-MM-DD."""
     return isinstance(value, str) and bool(_DATE.match(value))
+
+
+def _possible(value: str) -> bool:
+    """A real calendar date (no 2023-02-30) whose first day is not after today in UTC."""
+    parts = [int(p) for p in value.split("-")] + [1, 1]
+    try:
+        first = datetime(parts[0], parts[1], parts[2], tzinfo=UTC).date()
+    except ValueError:
+        return False
+    return first <= datetime.now(UTC).date()
 
 
 def _text(key: str, value: object, limit: int = 2000) -> str:
@@ -40,6 +51,8 @@ def validate_metadata(raw: object) -> dict:
         if key in raw:
             if not valid_date(raw[key]):
                 raise VaultError(f"metadata {key!r} must be YYYY, YYYY-MM or YYYY-MM-DD")
+            if not _possible(raw[key]):
+                raise VaultError(f"metadata {key!r} must be a real date, not in the future (today in UTC is the limit)")
             clean[key] = raw[key]
     if "provider" in raw:
         providers = raw["provider"] if isinstance(raw["provider"], list) else [raw["provider"]]
@@ -62,6 +75,11 @@ def validate_metadata(raw: object) -> dict:
         raise VaultError(f"metadata 'confidentiality' must be one of {', '.join(CONFIDENTIALITY)}")
     clean["confidentiality"] = confidentiality
     return clean
+
+
+def user_metadata(meta: dict) -> dict:
+    """The keys a user sets (what `validate_metadata` accepts) of a stored record's metadata."""
+    return {k: v for k, v in meta.items() if k in KEYS}
 
 
 def clean_filename(name: str | None) -> str:

@@ -8,6 +8,7 @@ hand out content only chunk by verified chunk.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -68,12 +69,20 @@ class Upload:
         self.head = bytearray()
         self.metadata: dict = {}
         self.created_at = 0.0
+        self.supersedes: str | None = None  # set by the caller for a new version of an existing record
+        self._mac = None
+
+    def keep_duplicate_hash(self, key: bytes) -> None:
+        """Also compute HMAC-SHA256(key, plaintext): the keyed hash that finds exact duplicates in one chart."""
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self._max:
             raise TooLarge(f"File exceeds the upload limit of {self._max} bytes")
         self._sha.update(data)
+        if self._mac is not None:
+            self._mac.update(data)
         if len(self.head) < self.keep_head:
             self.head += data[: self.keep_head - len(self.head)]
         self._blob.write(self._enc.update(data))
@@ -119,6 +128,8 @@ class Upload:
             "sealed_manifest": seal(
                 mkey, json.dumps(manifest).encode(), _meta_ad(self.record_id, self.version, "manifest")
             ),
+            "dup_hash": self._mac.hexdigest() if self._mac is not None else None,
+            "supersedes": self.supersedes,
         }
         row["blob"] = self._blob.commit()
         try:
@@ -281,6 +292,92 @@ class Vault:
             conn.execute(delete(record_keys).where(record_keys.c.record_id == record_id))
             conn.execute(delete(records).where(records.c.id == record_id))
         self.blobs.delete(blob)
+
+    # Duplicates and versions: a record row may name the older version it `supersedes`; the chain is kept.
+
+    def current_owned(self, owner_id: str) -> list[tuple[str, str | None, float]]:
+        """(id, dup_hash, created_at) of the owner's records that no newer version supersedes, oldest first."""
+        newer = select(records.c.supersedes).where(records.c.supersedes.is_not(None))
+        query = (
+            select(records.c.id, records.c.dup_hash, records.c.created_at)
+            .where(records.c.owner_id == owner_id, records.c.id.not_in(newer))
+            .order_by(records.c.created_at, records.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(query)]
+
+    def duplicate_of(self, record_id: str) -> str | None:
+        """The oldest other current record of the same owner with the same keyed hash, if any."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(records.c.owner_id, records.c.dup_hash).where(records.c.id == record_id)).first()
+            if row is None or row.dup_hash is None:
+                return None
+            newer = select(records.c.supersedes).where(records.c.supersedes.is_not(None))
+            return conn.execute(
+                select(records.c.id)
+                .where(
+                    records.c.owner_id == row.owner_id,
+                    records.c.dup_hash == row.dup_hash,
+                    records.c.id != record_id,
+                    records.c.id.not_in(newer),
+                )
+                .order_by(records.c.created_at, records.c.id)
+                .limit(1)
+            ).scalar()
+
+    def superseded_among(self, record_ids: list[str]) -> set[str]:
+        """Those of the ids that a newer version supersedes."""
+        if not record_ids:
+            return set()
+        with self._engine.connect() as conn:
+            return set(conn.execute(select(records.c.supersedes).where(records.c.supersedes.in_(record_ids))).scalars())
+
+    def lineage(self, record_id: str, reader_id: str) -> dict:
+        """`supersedes` (the older version), `superseded` and `superseded_by` (the newer version, shown only to
+        a reader holding a usable key for it: a revoked reader never learns of later versions)."""
+        with self._engine.connect() as conn:
+            older = conn.execute(select(records.c.supersedes).where(records.c.id == record_id)).scalar()
+            newer = conn.execute(select(records.c.id).where(records.c.supersedes == record_id)).scalar()
+            readable = None
+            if newer is not None:
+                readable = conn.execute(
+                    select(record_keys.c.record_id).where(
+                        record_keys.c.record_id == newer,
+                        record_keys.c.reader_id == reader_id,
+                        usable_key(time.time()),
+                    )
+                ).scalar()
+        return {"supersedes": older, "superseded": newer is not None, "superseded_by": readable}
+
+    def chain(self, record_id: str) -> list[str]:
+        """Every stored version of the record, oldest first (a deleted version ends the walk)."""
+        with self._engine.connect() as conn:
+
+            def older(rid: str) -> str | None:
+                link = conn.execute(select(records.c.supersedes).where(records.c.id == rid)).scalar()
+                return conn.execute(select(records.c.id).where(records.c.id == link)).scalar() if link else None
+
+            out = [record_id]
+            while (prev := older(out[0])) is not None and prev not in out:
+                out.insert(0, prev)
+            while (nxt := conn.execute(select(records.c.id).where(records.c.supersedes == out[-1])).scalar()) and (
+                nxt not in out
+            ):
+                out.append(nxt)
+        return out
+
+    def live_readers(self, record_id: str, owner_id: str) -> list[tuple[str, str]]:
+        """(reader, share) pairs holding a usable key for the record through a share, the owner excluded."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(record_keys.c.reader_id, record_keys.c.share_id).where(
+                    record_keys.c.record_id == record_id,
+                    record_keys.c.reader_id != owner_id,
+                    record_keys.c.share_id.is_not(None),
+                    usable_key(time.time()),
+                )
+            ).all()
+        return [(r.reader_id, r.share_id) for r in rows]
 
     def referenced_blobs(self) -> set[str]:
         with self._engine.connect() as conn:

@@ -6,6 +6,7 @@ import base64
 import json
 import struct
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,7 +16,10 @@ from medvault.auth.sessions import Session
 from medvault.crypto import CryptoError
 from medvault.crypto.keyring import open_sealed, seal
 from medvault.crypto.passwords import derive_subkey
+from medvault.mar.duplicates import duplicate_key
 from medvault.mar.index import TEXT_BYTES
+from medvault.vault.metadata import user_metadata
+from medvault.vault.records import OpenRecord
 from medvault.web.clientip import client_ip
 from medvault.web.content import content_response
 from medvault.web.login import log_in, recover_with_key
@@ -139,6 +143,8 @@ async def records_list(request: Request) -> Response:
         raise HTTPException(400, "Invalid limit or cursor") from None
     page = medvault.vault.readable_ids(session.user_id, limit + 1, after)
     items = [medvault.vault.open(rid, session.user_id, session.keys).as_json() for rid, _ in page[:limit]]
+    superseded = medvault.vault.superseded_among([item["id"] for item in items])
+    items = [{**item, "superseded": item["id"] in superseded} for item in items]
     nxt = None
     if len(page) > limit:  # opaque and sealed: the cursor says nothing about the records
         nxt = base64.urlsafe_b64encode(seal(cursor_key, struct.pack(">d", page[limit - 1][1]), context)).decode()
@@ -148,11 +154,17 @@ async def records_list(request: Request) -> Response:
 async def records_create(request: Request) -> Response:
     session = require_session(request)
     check_csrf(request, session)
-    return JSONResponse({"id": await store_upload(request, session)}, 201)
+    record_id = await store_upload(request, session)
+    duplicate = await run_in_threadpool(vault_of(request).vault.duplicate_of, record_id)
+    return JSONResponse({"id": record_id, "duplicate_of": duplicate}, 201)
 
 
-async def store_upload(request: Request, session: Session, csrf_check=None) -> str:
-    """Receive, encrypt and commit one upload; nothing is kept if any step fails."""
+async def store_upload(request: Request, session: Session, csrf_check=None, previous: OpenRecord | None = None) -> str:
+    """Receive, encrypt and commit one upload; nothing is kept if any step fails.
+
+    With `previous` (an open record of the caller's) the upload is a new version of it: a new record with a
+    new data key that `supersedes` it, given to the owner and to the readers holding a live share right now
+    (of that record, or a chart share covering it); a missing metadata part keeps the old metadata."""
     if session.role not in ("patient", "specialist"):
         raise HTTPException(403, "Administrators manage accounts, not records")
     medvault = vault_of(request)
@@ -162,15 +174,27 @@ async def store_upload(request: Request, session: Session, csrf_check=None) -> s
         raise HTTPException(413, f"File exceeds the upload limit of {limit} bytes")
     upload = medvault.vault.begin_upload(session.user_id, limit)
     upload.keep_head = TEXT_BYTES  # text files' words go into the uploader's sealed search index
+    upload.keep_duplicate_hash(duplicate_key(medvault.search.store, session.user_id, session.keys))
+
+    def readers(meta: dict) -> list[tuple[str, str]]:
+        found = medvault.sharing.readers_for_new_record(session.user_id, session.keys, meta)
+        if previous is not None:
+            found = list({**dict(found), **dict(medvault.vault.live_readers(previous.id, session.user_id))}.items())
+        return found
+
     try:
         received = await receive_upload(request, upload, csrf_check)
+        if previous is not None:
+            upload.supersedes = previous.id
+            if received.fields.get("metadata") is None:
+                received.fields["metadata"] = json.dumps(user_metadata(previous.metadata))
         record_id = upload.finish(
             parse_metadata(received.fields.get("metadata")),
             received.filename,
             received.content_type,
             session.user_id,
             session.keys,
-            lambda meta: medvault.sharing.readers_for_new_record(session.user_id, session.keys, meta),
+            readers,
         )
     except BaseException:
         upload.abort()
@@ -185,7 +209,7 @@ async def record_get(request: Request) -> Response:
     medvault = vault_of(request)
     record = medvault.vault.open(record_id_param(request), session.user_id, session.keys)
     medvault.audit.append("view", session.user_id, record.id, client_ip(request.scope))
-    return JSONResponse(record.as_json())
+    return JSONResponse({**record.as_json(), **medvault.vault.lineage(record.id, session.user_id)})
 
 
 async def record_content(request: Request) -> Response:

@@ -15,8 +15,21 @@ from medvault.core import MedVault
 from medvault.guard.refusal import Refused
 from medvault.guard.service import ServerGuard
 from medvault.vault import VaultError
-from medvault.web import admin, adminpages, api, charts, errors, exports, pages, sharepages, shares, summaries
+from medvault.web import (
+    admin,
+    adminpages,
+    api,
+    chartpages,
+    charts,
+    errors,
+    exports,
+    pages,
+    sharepages,
+    shares,
+    summaries,
+)
 from medvault.web import search as search_api
+from medvault.web import versions as versions_api
 from medvault.web.accesslog import AccessLog
 from medvault.web.clientip import ClientIP
 from medvault.web.gate import BanGate
@@ -31,11 +44,13 @@ def create_app(medvault: MedVault, guard: ServerGuard | None = None) -> Starlett
         *shares.routes,
         *summaries.routes,
         *search_api.routes,
+        *versions_api.routes,
         *exports.routes,
         *charts.routes,
         *pages.routes,
         *adminpages.routes,
         *sharepages.routes,
+        *chartpages.routes,
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
     ]
     middleware = [Middleware(ClientIP, trusted_proxies=settings.trusted_proxies)]

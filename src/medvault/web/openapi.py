@@ -38,6 +38,13 @@ OPENAPI = {
         "/api/v1/records/{id}": {
             "get": _op("Metadata, signer and signature check of one record"),
             "delete": _op("Delete a record (owner only)", "204"),
+            "patch": _op("Edit metadata (owner): a new version, same content (JSON body)", "201", "application/json"),
+        },
+        "/api/v1/records/{id}/versions": {
+            "post": _op("New version superseding the record (owner; multipart)", "201", "multipart/form-data")
+        },
+        "/api/v1/records/duplicates": {
+            "post": _op("Exact duplicate groups and near-duplicate suggestions in my chart", body="application/json")
         },
         "/api/v1/records/{id}/content": {"get": _op("The record's bytes; single Range requests supported")},
         "/api/v1/records/search": {

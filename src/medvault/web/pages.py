@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from medvault.auth import AuthError, InvalidCredentials, LoginBusy
 from medvault.guard.refusal import Refused
+from medvault.vault import VaultError
 from medvault.web.api import store_upload
 from medvault.web.clientip import client_ip
 from medvault.web.content import content_response
@@ -147,7 +149,69 @@ async def records_page(request: Request) -> Response:
     ids = medvault.vault.readable_ids(session.user_id, 200, None)
     opened = [medvault.vault.open(rid, session.user_id, session.keys) for rid, _ in ids]
     items = [{**r.as_json(), "mine": r.owner_id == session.user_id} for r in opened]
-    return render(request, "records.html", items=items, limit=medvault.settings.max_upload_bytes)
+    return render(
+        request,
+        "records.html",
+        items=items,
+        limit=medvault.settings.max_upload_bytes,
+        search={},
+        sorts=SEARCH_SORTS,
+        page_sizes=SEARCH_PAGE_SIZES,
+    )
+
+
+SEARCH_FIELDS = ("q", "facility", "provider", "type", "from", "to", "confidentiality")
+SEARCH_GROUPS = ("facility", "provider", "type", "category")
+SEARCH_SORTS = {
+    "-uploaded": "Newest upload first",
+    "uploaded": "Oldest upload first",
+    "-service_date": "Newest date of service first",
+    "service_date": "Oldest date of service first",
+    "title": "Title (A–Z)",
+    "facility": "Facility (A–Z)",
+}
+SEARCH_PAGE_SIZES = (10, 25, 50, 100)
+
+
+def search_body(form: dict[str, str]) -> dict:
+    """The search service's JSON body from the records page's filter form (empty fields are left out)."""
+    body: dict = {}
+    for key in SEARCH_FIELDS:
+        value = form.get(key, "").strip()
+        if value:
+            body[key] = [value] if key == "confidentiality" else value
+    if form.get("group") in SEARCH_GROUPS:
+        body["group"] = form["group"]
+    body["sort"] = form.get("sort") if form.get("sort") in SEARCH_SORTS else "-uploaded"
+    try:
+        limit = int(form.get("limit", "25"))
+    except ValueError:
+        limit = 25
+    body["limit"] = limit if limit in SEARCH_PAGE_SIZES else 25
+    if form.get("cursor"):
+        body["cursor"] = form["cursor"]
+    return body
+
+
+async def records_search_page(request: Request) -> Response:
+    """The filter form posts here (no health detail in a URL); "Next page" posts the sealed cursor back."""
+    session = _signed_in(request)
+    form = await form_of(request)
+    check_csrf(request, session, form.get("csrf_token"))
+    medvault = vault_of(request)
+    body = search_body(form)
+    page = 1
+    if body.get("cursor"):
+        try:
+            page = max(1, int(form.get("page", "1"))) + 1
+        except ValueError:
+            page = 2
+    context = {"search": form, "sorts": SEARCH_SORTS, "page_sizes": SEARCH_PAGE_SIZES, "page": page}
+    try:
+        result = await run_in_threadpool(medvault.search.search, session, body)
+    except VaultError as exc:
+        return render(request, "records_search.html", 400, error=str(exc), result=None, **context)
+    return render(request, "records_search.html", result=result, **context)
 
 
 async def record_page(request: Request) -> Response:
@@ -265,6 +329,7 @@ routes = [
     Route("/invite/{code}", invite_page, methods=["GET", "POST"]),
     Route("/records", records_page),
     Route("/records/upload", record_upload_page, methods=["POST"]),
+    Route("/records/search", records_search_page, methods=["POST"]),
     Route("/records/{id}", record_page),
     Route("/records/{id}/download", record_file),
     Route("/records/{id}/preview", record_file),

@@ -1,0 +1,129 @@
+"""Versions and duplicates of the caller's own records.
+
+A new version is a new record (new id, new data key) whose `supersedes` names the older one; the chain is
+kept and each record has at most one successor. Only readers holding a live share at that moment get the new
+key: a revoked reader's old key is never re-wrapped. Metadata is signed in the manifest, so editing metadata
+(`PATCH`) is a new version with the same content and the changed metadata.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy.exc
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from medvault.auth.sessions import Session
+from medvault.mar import duplicates
+from medvault.mar.index import TEXT_BYTES
+from medvault.vault import RecordNotFound
+from medvault.vault.metadata import user_metadata
+from medvault.vault.records import OpenRecord
+from medvault.web.api import json_body, store_upload
+from medvault.web.clientip import client_ip
+from medvault.web.security import check_csrf, record_id_param, require_session, vault_of
+
+_FORK = "This record already has a newer version; add a version to the newest one"
+
+
+def _own_current(request: Request, session: Session) -> OpenRecord:
+    """The caller's own record, not yet superseded (a chain never forks)."""
+    medvault = vault_of(request)
+    record = medvault.vault.open(record_id_param(request), session.user_id, session.keys)
+    if record.owner_id != session.user_id:
+        raise RecordNotFound  # only the owner makes versions; to others it simply is not theirs
+    if medvault.vault.superseded_among([record.id]):
+        raise HTTPException(409, _FORK)
+    return record
+
+
+def _answer(request: Request, record_id: str, previous: OpenRecord) -> Response:
+    medvault = vault_of(request)
+    return JSONResponse(
+        {
+            "id": record_id,
+            "supersedes": previous.id,
+            "versions": medvault.vault.chain(record_id),
+            "duplicate_of": medvault.vault.duplicate_of(record_id),
+        },
+        201,
+    )
+
+
+async def version_create(request: Request) -> Response:
+    """A new version from an upload (multipart like `POST /api/v1/records`; no metadata part keeps the old)."""
+    session = require_session(request, roles=("patient", "specialist"))
+    check_csrf(request, session)
+    previous = await run_in_threadpool(_own_current, request, session)
+    try:
+        record_id = await store_upload(request, session, previous=previous)
+    except sqlalchemy.exc.IntegrityError:
+        raise HTTPException(409, _FORK) from None
+    return await run_in_threadpool(_answer, request, record_id, previous)
+
+
+def _copy(request: Request, session: Session, previous: OpenRecord, meta: dict) -> str:
+    """The same content re-encrypted under a new data key, with new metadata; nothing kept on failure."""
+    medvault = vault_of(request)
+    upload = medvault.vault.begin_upload(session.user_id, max(previous.size, medvault.settings.max_upload_bytes))
+    upload.keep_head = TEXT_BYTES
+    upload.keep_duplicate_hash(duplicates.duplicate_key(medvault.search.store, session.user_id, session.keys))
+    upload.supersedes = previous.id
+    readers = dict(medvault.vault.live_readers(previous.id, session.user_id))
+    try:
+        for chunk in medvault.vault.read_range(previous, 0, previous.size):
+            upload.write(chunk)
+        record_id = upload.finish(
+            meta,
+            previous.metadata.get("filename"),
+            previous.metadata.get("content_type"),
+            session.user_id,
+            session.keys,
+            lambda m: list(
+                {**dict(medvault.sharing.readers_for_new_record(session.user_id, session.keys, m)), **readers}.items()
+            ),
+        )
+    except BaseException:
+        upload.abort()
+        raise
+    medvault.audit.append("upload", session.user_id, record_id, client_ip(request.scope))
+    medvault.search.index_upload(session, upload)
+    return record_id
+
+
+async def record_patch(request: Request) -> Response:
+    """Edit metadata: JSON keys replace the old values, null removes a key; answers the new version's id."""
+    session = require_session(request, roles=("patient", "specialist"))
+    check_csrf(request, session)
+    changes = await json_body(request)
+    previous = await run_in_threadpool(_own_current, request, session)
+    meta = user_metadata(previous.metadata)
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    try:
+        record_id = await run_in_threadpool(_copy, request, session, previous, meta)
+    except sqlalchemy.exc.IntegrityError:
+        raise HTTPException(409, _FORK) from None
+    return await run_in_threadpool(_answer, request, record_id, previous)
+
+
+async def duplicates_find(request: Request) -> Response:
+    """Exact duplicate groups and near-duplicate suggestions in the caller's own chart (JSON body `{}`)."""
+    session = require_session(request, roles=("patient", "specialist"))
+    check_csrf(request, session)
+    data = await json_body(request)
+    if data:
+        raise HTTPException(400, f"unknown field(s): {', '.join(sorted(data))}")
+    return JSONResponse(await run_in_threadpool(duplicates.find, vault_of(request).vault, session))
+
+
+routes = [
+    Route("/api/v1/records/duplicates", duplicates_find, methods=["POST"]),
+    Route("/api/v1/records/{id}/versions", version_create, methods=["POST"]),
+    Route("/api/v1/records/{id}", record_patch, methods=["PATCH"]),
+]
