@@ -172,33 +172,50 @@ async def store_upload(request: Request, session: Session, csrf_check=None, prev
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + JSON_LIMIT:
         raise HTTPException(413, f"File exceeds the upload limit of {limit} bytes")
-    upload = medvault.vault.begin_upload(session.user_id, limit)
-    upload.keep_head = TEXT_BYTES  # text files' words go into the uploader's sealed search index
-    upload.keep_duplicate_hash(duplicate_key(medvault.search.store, session.user_id, session.keys))
-
-    def readers(meta: dict) -> list[tuple[str, str]]:
-        found = medvault.sharing.readers_for_new_record(session.user_id, session.keys, meta)
-        if previous is not None:
-            found = list({**dict(found), **dict(medvault.vault.live_readers(previous.id, session.user_id))}.items())
-        return found
-
+    upload = begin_own_upload(medvault, session, limit, previous)
     try:
         received = await receive_upload(request, upload, csrf_check)
-        if previous is not None:
-            upload.supersedes = previous.id
-            if received.fields.get("metadata") is None:
-                received.fields["metadata"] = json.dumps(user_metadata(previous.metadata))
+        if previous is not None and received.fields.get("metadata") is None:
+            received.fields["metadata"] = json.dumps(user_metadata(previous.metadata))
         record_id = upload.finish(
             parse_metadata(received.fields.get("metadata")),
             received.filename,
             received.content_type,
             session.user_id,
             session.keys,
-            readers,
+            new_record_readers(medvault, session, previous),
         )
     except BaseException:
         upload.abort()
         raise
+    return committed(request, session, upload, record_id)
+
+
+def begin_own_upload(medvault, session: Session, limit: int, previous: OpenRecord | None = None):
+    """An upload by the session's user, keeping what the search index and the duplicate check need."""
+    upload = medvault.vault.begin_upload(session.user_id, limit)
+    upload.keep_head = TEXT_BYTES  # text files' words go into the uploader's sealed search index
+    upload.keep_duplicate_hash(duplicate_key(medvault.search.store, session.user_id, session.keys))
+    if previous is not None:
+        upload.supersedes = previous.id
+    return upload
+
+
+def new_record_readers(medvault, session: Session, previous: OpenRecord | None):
+    """Who else gets the new record's key: live chart shares covering it, and a previous version's live readers."""
+
+    def readers(meta: dict) -> list[tuple[str, str]]:
+        found = dict(medvault.sharing.readers_for_new_record(session.user_id, session.keys, meta))
+        if previous is not None:
+            found.update(medvault.vault.live_readers(previous.id, session.user_id))
+        return list(found.items())
+
+    return readers
+
+
+def committed(request: Request, session: Session, upload, record_id: str) -> str:
+    """Audit and index a record that was just committed."""
+    medvault = vault_of(request)
     medvault.audit.append("upload", session.user_id, record_id, client_ip(request.scope))
     medvault.search.index_upload(session, upload)
     return record_id

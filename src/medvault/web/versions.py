@@ -17,12 +17,10 @@ from starlette.routing import Route
 
 from medvault.auth.sessions import Session
 from medvault.mar import duplicates
-from medvault.mar.index import TEXT_BYTES
 from medvault.vault import RecordNotFound
 from medvault.vault.metadata import user_metadata
 from medvault.vault.records import OpenRecord
-from medvault.web.api import json_body, store_upload
-from medvault.web.clientip import client_ip
+from medvault.web.api import begin_own_upload, committed, json_body, new_record_readers, store_upload
 from medvault.web.security import check_csrf, record_id_param, require_session, vault_of
 
 _FORK = "This record already has a newer version; add a version to the newest one"
@@ -67,11 +65,7 @@ async def version_create(request: Request) -> Response:
 def _copy(request: Request, session: Session, previous: OpenRecord, meta: dict) -> str:
     """The same content re-encrypted under a new data key, with new metadata; nothing kept on failure."""
     medvault = vault_of(request)
-    upload = medvault.vault.begin_upload(session.user_id, max(previous.size, medvault.settings.max_upload_bytes))
-    upload.keep_head = TEXT_BYTES
-    upload.keep_duplicate_hash(duplicates.duplicate_key(medvault.search.store, session.user_id, session.keys))
-    upload.supersedes = previous.id
-    readers = dict(medvault.vault.live_readers(previous.id, session.user_id))
+    upload = begin_own_upload(medvault, session, max(previous.size, medvault.settings.max_upload_bytes), previous)
     try:
         for chunk in medvault.vault.read_range(previous, 0, previous.size):
             upload.write(chunk)
@@ -81,16 +75,12 @@ def _copy(request: Request, session: Session, previous: OpenRecord, meta: dict) 
             previous.metadata.get("content_type"),
             session.user_id,
             session.keys,
-            lambda m: list(
-                {**dict(medvault.sharing.readers_for_new_record(session.user_id, session.keys, m)), **readers}.items()
-            ),
+            new_record_readers(medvault, session, previous),
         )
     except BaseException:
         upload.abort()
         raise
-    medvault.audit.append("upload", session.user_id, record_id, client_ip(request.scope))
-    medvault.search.index_upload(session, upload)
-    return record_id
+    return committed(request, session, upload, record_id)
 
 
 async def record_patch(request: Request) -> Response:
