@@ -221,7 +221,8 @@ async def _fresh_password(request: Request, session: Session) -> None:
     )
 
 
-async def export_age(request: Request) -> Response:
+async def _offline_export(request: Request, build):
+    """Password checked again, then `build(exports, session)` in an export slot; returns (session, result)."""
     session = require_session(request, roles=("patient",))
     check_csrf(request, session)
     await _fresh_password(request, session)
@@ -229,9 +230,13 @@ async def export_age(request: Request) -> Response:
 
     def work():
         with exports.slot():
-            return exports.age_archive(session.user_id, session.keys)
+            return build(exports, session)
 
-    made = await _run(work)
+    return session, await _run(work)
+
+
+async def export_age(request: Request) -> Response:
+    session, made = await _offline_export(request, lambda ex, s: ex.age_archive(s.user_id, s.keys))
     _audit(request, session, "export", made.record_ids)
     head = {
         "identity": made.identity,
@@ -245,16 +250,7 @@ async def export_age(request: Request) -> Response:
 
 
 async def export_zip(request: Request) -> Response:
-    session = require_session(request, roles=("patient",))
-    check_csrf(request, session)
-    await _fresh_password(request, session)
-    exports = vault_of(request).exports
-
-    def work():
-        with exports.slot():
-            return exports.plain_zip(session.user_id, session.keys)
-
-    archive, ids = await _run(work)
+    session, (archive, ids) = await _offline_export(request, lambda ex, s: ex.plain_zip(s.user_id, s.keys))
     _audit(request, session, "export", ids)
     return _stream([archive], "application/zip", f"medvault-export-{_stamp()}.zip")
 
