@@ -290,3 +290,33 @@ def test_scanner_banned_while_patient_works(new_page, server):
     page.get_by_role("button", name="Upload").click()
     page.get_by_role("link", name="after-attack.txt").wait_for()
     assert is_refused(server, "127.0.0.77")
+
+
+def test_metadata_editing_makes_a_signed_new_version(new_page, server):
+    """Editing a record's details in the browser saves a new signed version; a future date is refused kindly."""
+    owner = server.account("vera", password=PASSWORD)
+    created = owner["client"].post(
+        "/api/v1/records",
+        files={"file": ("lab.txt", b"potassium 4.1", "text/plain")},
+        data={"metadata": '{"title": "Lab", "facility": "Old Clinic"}'},
+    )
+    assert created.status_code == 201, created.text
+    page = new_page()
+    sign_in(page, server, "vera", PASSWORD)
+    page.goto(f"{server.base}/records/{created.json()['id']}")
+    page.locator("#edit-metadata summary").click()
+    page.fill("#edit-service_date", "2999-01-01")
+    page.get_by_role("button", name="Save as new version").click()
+    assert page.get_by_role("alert").filter(has_text="service_date").is_visible()
+    page.fill("#edit-service_date", "2024-02")
+    page.fill("#edit-facility", "St. Mary")
+    page.fill("#edit-tags", "blood, routine")
+    page.get_by_role("button", name="Save as new version").click()
+    page.wait_for_url(lambda url: created.json()["id"] not in url and "/records/" in url)
+    assert page.locator("dd", has_text="St. Mary").is_visible()
+    assert page.locator("dd", has_text="blood, routine").is_visible()
+    assert page.locator("#signature").inner_text() == "signature valid"
+    assert "potassium 4.1" in page.locator("#text-preview").inner_text()
+    shot(page, "record-edited")
+    old = owner["client"].get(f"/api/v1/records/{created.json()['id']}").json()
+    assert old["superseded"] is True

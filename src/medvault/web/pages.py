@@ -31,6 +31,7 @@ from medvault.web.security import (
     set_session_cookie,
     vault_of,
 )
+from medvault.web.versions import edit_metadata
 
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(default=True)
@@ -214,7 +215,28 @@ async def records_search_page(request: Request) -> Response:
     return render(request, "records_search.html", result=result, **context)
 
 
-async def record_page(request: Request) -> Response:
+EDITABLE = ("title", "description", "facility", "type", "category", "service_date", "document_date")
+LISTED = ("provider", "tags")
+
+
+async def record_edit_page(request: Request) -> Response:
+    """Metadata editing from the record page: a new signed version; empty fields are removed."""
+    session = _signed_in(request)
+    form = await form_of(request)
+    check_csrf(request, session, form.get("csrf_token"))
+    changes: dict = {key: form.get(key, "").strip() or None for key in EDITABLE}
+    for key in LISTED:
+        items = [item.strip() for item in form.get(key, "").split(",") if item.strip()]
+        changes[key] = items or None
+    changes["confidentiality"] = form.get("confidentiality") or "normal"
+    try:
+        record_id, _ = await edit_metadata(request, session, changes)
+    except VaultError as exc:
+        return await record_page(request, error=str(exc), status_code=400)
+    return RedirectResponse(f"/records/{record_id}", 303)
+
+
+async def record_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
     session = _signed_in(request)
     medvault = vault_of(request)
     record = medvault.vault.open(record_id_param(request), session.user_id, session.keys)
@@ -226,7 +248,13 @@ async def record_page(request: Request) -> Response:
         raw = b"".join(medvault.vault.read_range(record, 0, end)) if end else b""
         text = raw.decode("utf-8", "replace")
     return render(
-        request, "record.html", record=record.as_json(), text_preview=text, mine=record.owner_id == session.user_id
+        request,
+        "record.html",
+        status_code,
+        record=record.as_json(),
+        text_preview=text,
+        mine=record.owner_id == session.user_id,
+        edit_error=error,
     )
 
 
@@ -334,6 +362,7 @@ routes = [
     Route("/records/{id}/download", record_file),
     Route("/records/{id}/preview", record_file),
     Route("/records/{id}/delete", record_delete_page, methods=["POST"]),
+    Route("/records/{id}/edit", record_edit_page, methods=["POST"]),
     Route("/account", account_page),
     Route("/account/password", account_password_page, methods=["POST"]),
     Route("/account/revoke-all", revoke_all_page, methods=["POST"]),

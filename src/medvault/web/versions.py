@@ -83,11 +83,8 @@ def _copy(request: Request, session: Session, previous: OpenRecord, meta: dict) 
     return committed(request, session, upload, record_id)
 
 
-async def record_patch(request: Request) -> Response:
-    """Edit metadata: JSON keys replace the old values, null removes a key; answers the new version's id."""
-    session = require_session(request, roles=("patient", "specialist"))
-    check_csrf(request, session)
-    changes = await json_body(request)
+async def edit_metadata(request: Request, session: Session, changes: dict) -> tuple[str, OpenRecord]:
+    """A new version with changed metadata (keys replace old values, None removes one); (new id, previous)."""
     previous = await run_in_threadpool(_own_current, request, session)
     meta = user_metadata(previous.metadata)
     for key, value in changes.items():
@@ -96,9 +93,16 @@ async def record_patch(request: Request) -> Response:
         else:
             meta[key] = value
     try:
-        record_id = await run_in_threadpool(_copy, request, session, previous, meta)
+        return await run_in_threadpool(_copy, request, session, previous, meta), previous
     except sqlalchemy.exc.IntegrityError:
         raise HTTPException(409, _FORK) from None
+
+
+async def record_patch(request: Request) -> Response:
+    """Edit metadata: JSON keys replace the old values, null removes a key; answers the new version's id."""
+    session = require_session(request, roles=("patient", "specialist"))
+    check_csrf(request, session)
+    record_id, previous = await edit_metadata(request, session, await json_body(request))
     return await run_in_threadpool(_answer, request, record_id, previous)
 
 
