@@ -10,7 +10,7 @@ from medvault.guard.filterfile import FilterSpec
 from medvault.guard.matcher import Filter, read_blocks
 from medvault.guard.prefilter import anchored_at_start, build_prefilter, required_literals
 
-from .samplelogs import FILTER_DIR, LOG_DIR, fail2ban_installed
+from .samplelogs import FILTER_DIR, LOG_DIR
 
 
 @pytest.mark.parametrize(
@@ -55,11 +55,10 @@ def _results(flt: Filter, lines: list[str], now: float) -> list:
     return [(i, repr(r)) for i, r in enumerate(flt.match(line, now) for line in lines) if r is not None]
 
 
+@pytest.mark.usefixtures("needs_fail2ban")
 @pytest.mark.parametrize("name", ["sshd", "apache-badbots", "apache-auth", "nginx-http-auth"])
 def test_scan_equals_match_on_sample_logs(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """`scan` (with its prefilter sampling) gives exactly what `match` gives, line by line."""
-    if not fail2ban_installed():
-        pytest.skip("fail2ban is not installed")
     from medvault.guard import matcher
     from medvault.guard.filterfile import load_filter
 
