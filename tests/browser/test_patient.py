@@ -294,7 +294,7 @@ def test_scanner_banned_while_patient_works(new_page, server):
 
 def test_metadata_editing_makes_a_signed_new_version(new_page, server):
     """Editing a record's details in the browser saves a new signed version; a future date is refused kindly."""
-    owner = server.account("vera", password=PASSWORD)
+    owner = server.account("wren", password=PASSWORD)
     created = owner["client"].post(
         "/api/v1/records",
         files={"file": ("lab.txt", b"potassium 4.1", "text/plain")},
@@ -302,7 +302,7 @@ def test_metadata_editing_makes_a_signed_new_version(new_page, server):
     )
     assert created.status_code == 201, created.text
     page = new_page()
-    sign_in(page, server, "vera", PASSWORD)
+    sign_in(page, server, "wren", PASSWORD)
     page.goto(f"{server.base}/records/{created.json()['id']}")
     page.locator("#edit-metadata summary").click()
     page.fill("#edit-service_date", "2999-01-01")
