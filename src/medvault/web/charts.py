@@ -117,28 +117,27 @@ async def chronology_csv(request: Request) -> Response:
     )
 
 
-@_refusals
-async def compare(request: Request) -> Response:
-    chart, desk, data = await _open(request, {"statements"})
-    result = await run_in_threadpool(statements.compare, chart, desk, data.get("statements"))
+async def _read(request: Request, fields: set[str], compute) -> Response:
+    """A read-only chart view: open the chart, `compute(chart, desk, data)` off the event loop, audit it."""
+    chart, desk, data = await _open(request, fields)
+    result = await run_in_threadpool(compute, chart, desk, data)
     _viewed(request, chart, desk)
     return JSONResponse(result)
+
+
+@_refusals
+async def compare(request: Request) -> Response:
+    return await _read(request, {"statements"}, lambda c, d, data: statements.compare(c, d, data.get("statements")))
 
 
 @_refusals
 async def standards(request: Request) -> Response:
-    chart, desk, _ = await _open(request, set())
-    result = await run_in_threadpool(statements.checklist, chart, desk)
-    _viewed(request, chart, desk)
-    return JSONResponse(result)
+    return await _read(request, set(), lambda c, d, _: statements.checklist(c, d))
 
 
 @_refusals
 async def professional_list(request: Request) -> Response:
-    chart, desk, _ = await _open(request, set())
-    result = await run_in_threadpool(professionals.directory, chart, desk)
-    _viewed(request, chart, desk)
-    return JSONResponse(result)
+    return await _read(request, set(), lambda c, d, _: professionals.directory(c, d))
 
 
 @_refusals
