@@ -250,7 +250,8 @@ async def serve(medvault: MedVault, app, guard: ServerGuard | None) -> None:
 
 
 async def _housekeeping(medvault: MedVault, guard: ServerGuard | None, servers: list[uvicorn.Server]) -> None:
-    """Every two seconds pick up bans made elsewhere (CLI, other nodes); every minute drop expired shares."""
+    """Every two seconds pick up bans made elsewhere (CLI, other nodes); every minute drop expired shares;
+    every 30 s let ended or idle sessions' decrypted search indexes leave memory (`sweep` paces itself)."""
     rounds = 0
     while not all(s.should_exit for s in servers):
         await asyncio.sleep(2)
@@ -260,5 +261,6 @@ async def _housekeeping(medvault: MedVault, guard: ServerGuard | None, servers: 
                 guard.sync(time.time())
             if rounds % 30 == 1:
                 medvault.sharing.sweep_expired()
+            medvault.search.sweep()
         except Exception:  # a database hiccup must not stop serving; the next round retries
             log.exception("housekeeping failed")

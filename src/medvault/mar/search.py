@@ -19,7 +19,6 @@ import json
 import logging
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -410,19 +409,6 @@ class ReaderIndex:
 # ---------------------------------------------------------------------------------------------- the service
 
 
-def _sweep_loop(ref: weakref.ref) -> None:
-    while True:
-        time.sleep(30)
-        search = ref()
-        if search is None:
-            return
-        try:
-            search.sweep(force=True)
-        except Exception:
-            log.exception("search cache sweep failed")
-        del search
-
-
 class Search:
     """Search for sessions; one decrypted index per live session, in memory, bounded."""
 
@@ -435,7 +421,6 @@ class Search:
         self._cache: OrderedDict[bytes, ReaderIndex] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._last_sweep = 0.0
-        self._sweeper: threading.Thread | None = None
 
     # The cache of decrypted indexes.
 
@@ -450,11 +435,6 @@ class Search:
         with self._cache_lock:
             entry = self._cache.setdefault(session.id, entry)
             self._evict()
-            if self._sweeper is None:  # ended sessions' indexes leave memory even when nobody searches
-                self._sweeper = threading.Thread(
-                    target=_sweep_loop, args=(weakref.ref(self),), daemon=True, name="medvault-search-sweep"
-                )
-                self._sweeper.start()
         return entry
 
     def _evict(self) -> None:
