@@ -72,6 +72,8 @@ _DIRECTIVES = {
     "%": "%",
 }
 _DIRECTIVE_RE = re.compile(r"%(" + "|".join(sorted(_DIRECTIVES, key=len, reverse=True)) + ")")
+# Group names a date match is read by (`_fields_to_time` reads a match's groups by these names).
+FIELD_NAMES = frozenset(n for v in _DIRECTIVES.values() for n in re.findall(r"\(\?P<(\w+)>", v)) | {"_date", "_epoch"}
 _EPOCH = r"\d{10,11}\b(?:\.\d{3,6})?"
 _LONG_EPOCH = r"\d{10,11}(?:\d{3}(?:\.\d{1,6}|\d{3})?)?"
 _UTC_NAMES = {"Z", "UTC", "GMT"}
@@ -175,6 +177,7 @@ class DateTemplate:
         self._key_groups = _groups_outside(regex, self._s_index) if self._s_index else None
         self._cache: dict[tuple, tuple | None] = {}
         self._now_memo: tuple = (None, None, None)  # (now, tz, `_now_parts(now, tz)`) of the last call
+        self._last_minute: tuple = (None, None, None, None)  # (minute fields, now, tz, cache entry)
 
     @staticmethod
     def _compile_body(body: str, line_begin: bool, unbounded: bool) -> str:
@@ -226,18 +229,22 @@ class DateTemplate:
         text = m.group(self._s_index)
         if text is None or self._key_groups is None:
             return _fields_to_time(m.groupdict(), now, tz)
-        memo_now, memo_tz, parts = self._now_memo
-        if now != memo_now or tz is not memo_tz:
-            parts = _now_parts(now, tz)
-            self._now_memo = (now, tz, parts)
-        key = (m.group(*self._key_groups), tz, parts)
-        cache = self._cache
-        try:
-            entry = cache[key]
-        except KeyError:
-            if len(cache) >= 4096:
-                cache.clear()
-            entry = cache[key] = _minute_entry(m.groupdict(), now, tz)
+        minute = m.group(*self._key_groups)
+        last_minute, last_now, last_tz, entry = self._last_minute  # consecutive lines share a minute
+        if minute != last_minute or now != last_now or tz is not last_tz:
+            memo_now, memo_tz, parts = self._now_memo
+            if now != memo_now or tz is not memo_tz:
+                parts = _now_parts(now, tz)
+                self._now_memo = (now, tz, parts)
+            key = (minute, tz, parts)
+            cache = self._cache
+            try:
+                entry = cache[key]
+            except KeyError:
+                if len(cache) >= 4096:
+                    cache.clear()
+                entry = cache[key] = _minute_entry(m.groupdict(), now, tz)
+            self._last_minute = (minute, now, tz, entry)
         if entry is None:
             return _fields_to_time(m.groupdict(), now, tz)
         when, day_before, year_before, assume_today, assume_year = entry

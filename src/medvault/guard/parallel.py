@@ -30,7 +30,7 @@ import io
 import itertools
 import multiprocessing
 import os
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -190,11 +190,12 @@ def split_ranges(path: str | Path, parts: int, block_bytes: int | None = None) -
 # --- the worker side -----------------------------------------------------------------------------
 
 
-class _Connections(dict):
-    """A worker's `Filter._mlfid`: a dict that records what the parent needs to validate it.
+class _Connections(OrderedDict):
+    """A worker's `Filter._mlfid`: an OrderedDict that records what the parent needs to validate it.
 
-    The matcher only calls `get`, sets new keys, deletes (forgetting a connection, or dropping the
-    oldest when more than `MLFID_LIMIT` are remembered) and iterates.
+    The matcher only calls `get`, sets new keys, deletes (forgetting a connection), drops the oldest
+    with `popitem(last=False)` when more than `MLFID_LIMIT` are remembered (which changes neither
+    `net` nor `cap`) and iterates.
     """
 
     def __init__(self) -> None:
@@ -214,16 +215,14 @@ class _Connections(dict):
             return default
 
     def __setitem__(self, key: str, value: Any) -> None:
-        dict.__setitem__(self, key, value)
+        OrderedDict.__setitem__(self, key, value)
         self.net += 1
         self.cap = min(self.cap + 1, matcher.MLFID_LIMIT)
 
     def __delitem__(self, key: str) -> None:
-        dropping_oldest = len(self) > matcher.MLFID_LIMIT
-        dict.__delitem__(self, key)
-        if not dropping_oldest:
-            self.net -= 1
-            self.cap -= 1
+        OrderedDict.__delitem__(self, key)
+        self.net -= 1
+        self.cap -= 1
 
 
 @dataclass
@@ -237,7 +236,7 @@ class _Done:
     early_failure: bool = False
     last_template: int | None = None
     last_time: float | None = None
-    connections: dict = field(default_factory=dict)
+    connections: OrderedDict = field(default_factory=OrderedDict)
     net: int = 0
     cap: int = _UNBOUNDED
     misses: set[str] = field(default_factory=set)
@@ -281,7 +280,7 @@ def _work(span: tuple[int, int]) -> _Done:
     done.payload = sink.payload()
     done.last_template = None if dates._last is None else templates.index(dates._last)
     done.last_time = flt._last_time
-    done.connections = dict(connections)
+    done.connections = OrderedDict(connections)
     done.net, done.cap = connections.net, connections.cap
     done.misses = connections.misses
     return done
@@ -343,7 +342,7 @@ def _carry(before: dict, worker: dict, net: int, cap: int) -> dict:
     count = min(len(before) + net, cap)
     kept = count - len(worker)
     assert 0 <= kept <= len(before)
-    return {**dict(list(before.items())[len(before) - kept :]), **worker} if kept else worker
+    return OrderedDict([*list(before.items())[len(before) - kept :], *worker.items()]) if kept else worker
 
 
 def _can_fork() -> bool:
