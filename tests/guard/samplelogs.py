@@ -6,6 +6,7 @@ mismatching line of a file at once instead of stopping at the first.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
@@ -68,6 +69,14 @@ def option_blocks(name: str) -> list[str]:
     return blocks
 
 
+def _canonical(host: str) -> str:
+    """An address as the engine reports it (`2001:DB8::1` is `2001:db8::1`); other ids unchanged."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
 def _check(flt: Filter, line: str, expected: dict, where: str, result: Replay) -> None:
     got = flt.match(line, TEST_NOW, TEST_TZ)
     failure = got if isinstance(got, Failure) else None
@@ -80,7 +89,7 @@ def _check(flt: Filter, line: str, expected: dict, where: str, result: Replay) -
         result.errors.append(f"{where}: {kind}: {line}")
         return
     host = failure.fid or failure.host
-    if "host" in expected and expected["host"] is not None and host != expected["host"]:
+    if "host" in expected and expected["host"] is not None and host != _canonical(expected["host"]):
         result.errors.append(f"{where}: host {host!r} != {expected['host']!r}: {line}")
     if "user" in expected and failure.user != expected["user"]:
         result.errors.append(f"{where}: user {failure.user!r} != {expected['user']!r}: {line}")

@@ -140,6 +140,11 @@ class _Resolver:
                 stack_sec = section if (section, name) in self.layers.values else "DEFAULT"
                 stack = self.layers.values.get((stack_sec, name), [])
                 at = (index if name == option and stack_sec == section else len(stack)) - 1
+                if at < 0 and stack_sec != "DEFAULT":
+                    # No earlier layer in this section: the included files' [DEFAULT] value is the known
+                    # one (sendmail's `__prefix_line = %(known/__prefix_line)s…` over common.conf's).
+                    stack_sec = "DEFAULT"
+                    at = len(self.layers.values.get((stack_sec, name), [])) - 1
                 if at < 0:
                     return ""
                 return self.percent(stack_sec, name, at, depth + 1) or ""
