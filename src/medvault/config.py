@@ -32,6 +32,7 @@ class Settings:
     session_max_hours: int = 12
     invitation_hours: int = 72
     trusted_proxies: tuple[str, ...] = ()
+    proxy_protocol: bool = False
     argon2_memory_kib: int = 65536
     argon2_time_cost: int = 2
     login_workers: int = field(default_factory=lambda: os.cpu_count() or 2)
@@ -80,7 +81,7 @@ def _coerce(name: str, value: object) -> object:
             return number
         if name in _PATH_KEYS:
             return Path(str(value))
-        if name in ("guard_enabled", "guard_nftables"):
+        if name in ("guard_enabled", "guard_nftables", "proxy_protocol"):
             return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
         if name == "trusted_proxies":
             items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto
 import contextlib
+import ipaddress
 import logging
 import signal
 import ssl
@@ -22,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from medvault.core import MedVault
 from medvault.guard.policy import GuardPolicy
 from medvault.guard.service import ServerGuard
+from medvault.proxyheader import MAX_LINE, ProxyHeaderError, parse_v1, within
 from medvault.tls import server_context
 
 log = logging.getLogger("medvault")
@@ -99,13 +101,24 @@ class ConnectionLimits:
 
 
 def gated_tls_protocol(
-    inner_class: type, context: ssl.SSLContext, is_refused: IsRefused, on_event: OnEvent, limits: ConnectionLimits
+    inner_class: type,
+    context: ssl.SSLContext,
+    is_refused: IsRefused,
+    on_event: OnEvent,
+    limits: ConnectionLimits,
+    proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (),
 ):
-    """Build a uvicorn protocol class: ban check and connection cap, then TLS, then HTTP with a header deadline."""
+    """Build a uvicorn protocol class: from `proxies`, a PROXY protocol line first (`proxyheader.py`); then ban
+    check and connection cap, TLS, and HTTP with a header deadline."""
 
     class TrackedHTTP(inner_class):
         peer = "0.0.0.0"  # noqa: S104 - replaced per connection
+        port = 0
         saw_request = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self.client = (self.peer, self.port)  # the PROXY line's client where there was one
 
         def on_response_complete(self) -> None:
             self.saw_request = True
@@ -125,6 +138,30 @@ def gated_tls_protocol(
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             peer = transport.get_extra_info("peername")
             ip = peer[0] if peer else "0.0.0.0"  # noqa: S104 - a placeholder for an unknown peer
+            self._inner.peer, self._inner.port = ip, peer[1] if peer else 0
+            self._loop.call_later(limits.header_timeout, self._deadline, transport)
+            if proxies and within(ip, proxies):
+                self._transport, self._header = transport, b""
+                return  # `data_received` reads the PROXY line, then starts TLS
+            self._start(transport, ip, b"")
+
+        def data_received(self, data: bytes) -> None:
+            """Bytes from a trusted proxy before TLS: the PROXY line, and maybe the start of the handshake."""
+            self._header += data
+            end = self._header.find(b"\r\n")
+            if end < 0 and len(self._header) < MAX_LINE:
+                return
+            try:
+                client = parse_v1(self._header[: end + 2] if end >= 0 else self._header)
+            except ProxyHeaderError as exc:
+                on_event("proxy-header-invalid", self._inner.peer, reason=str(exc))
+                self._transport.abort()
+                return
+            if client is not None:
+                self._inner.peer, self._inner.port = client
+            self._start(self._transport, self._inner.peer, self._header[end + 2 :])
+
+        def _start(self, transport: asyncio.BaseTransport, ip: str, early: bytes) -> None:
             if is_refused(ip):
                 transport.abort()
                 return
@@ -132,7 +169,6 @@ def gated_tls_protocol(
                 on_event("connection-cap", ip)
                 transport.abort()
                 return
-            self._inner.peer = ip
             # A short shutdown timeout: clients that never answer close_notify (hydra) must not hold sockets.
             tls = _LoggingSSLProtocol(
                 self._loop,
@@ -148,7 +184,12 @@ def gated_tls_protocol(
             )
             transport.set_protocol(tls)
             tls.connection_made(transport)
-            self._loop.call_later(limits.header_timeout, self._deadline, transport)
+            while early:  # handshake bytes that came with the PROXY line
+                buffer = tls.get_buffer(len(early))
+                size = min(len(buffer), len(early))
+                buffer[:size] = early[:size]
+                tls.buffer_updated(size)
+                early = early[size:]
 
         def _deadline(self, transport: asyncio.BaseTransport) -> None:
             inner = self._inner
@@ -157,7 +198,7 @@ def gated_tls_protocol(
                 inner.saw_request = True  # counted once, as a timeout rather than an incomplete request
                 transport.abort()
 
-        def connection_lost(self, exc: Exception | None) -> None:  # only reached when refused
+        def connection_lost(self, exc: Exception | None) -> None:  # only reached before TLS started
             return
 
     return GatedTLS
@@ -226,6 +267,7 @@ async def serve(medvault: MedVault, app, guard: ServerGuard | None) -> None:
         guard.is_banned if guard is not None else (lambda _ip: False),
         medvault.events.emit,
         ConnectionLimits(policy.max_connections_per_ip, policy.header_timeout),
+        tuple(ipaddress.ip_network(n) for n in settings.trusted_proxies) if settings.proxy_protocol else (),
     )
     http = _uvicorn_config(RedirectToHTTPS(settings.https_url), settings.host, settings.http_port)
     servers = [_Server(https), _Server(http)]

@@ -10,28 +10,22 @@ import ipaddress
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from medvault.proxyheader import within
+
 SCOPE_KEY = "medvault.client_ip"
 PEER_KEY = "medvault.peer_ip"
 
 
-def _trusted(addr: str, networks: list) -> bool:
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
-
-
 def resolve(peer: str, forwarded_for: str | None, networks: list) -> str:
     """Walk X-Forwarded-For from the right, skipping trusted proxies; the first other hop is the client."""
-    if not forwarded_for or not _trusted(peer, networks):
+    if not forwarded_for or not within(peer, networks):
         return peer
     for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
         try:
             ipaddress.ip_address(hop)
         except ValueError:
             return peer
-        if not _trusted(hop, networks):
+        if not within(hop, networks):
             return hop
     return peer
 
