@@ -2,7 +2,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DATA   ?= data
-APT_TOOLS := chromium hydra nmap gobuster dirb sqlmap wapiti wrk slowhttptest sslscan tshark fail2ban age nftables nginx-light iptables iproute2 testssl.sh
+APT_TOOLS := chromium hydra nmap gobuster dirb sqlmap wapiti wrk slowhttptest sslscan tshark fail2ban age nftables nginx-light iptables iproute2 testssl.sh fonts-dejavu-core
 
 .PHONY: run test setup test-tools lint bench
 
@@ -18,7 +18,7 @@ run: setup
 	$(VENV)/bin/medvault init --data-dir $(DATA)
 	$(VENV)/bin/medvault serve --data-dir $(DATA)
 
-# Attack tools, the browser and the peers the tests measure against come from Debian.
+# Attack tools, the browser, the peers the tests measure against and the chronology PDF's font come from Debian.
 test-tools:
 	@missing=""; for p in $(APT_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

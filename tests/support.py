@@ -8,9 +8,11 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import httpx
@@ -135,6 +137,27 @@ class Server:
         assert login.status_code == 200, login.text
         client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
         return {"client": client, "recovery_key": accepted.json()["recovery_key"], "password": password, "name": name}
+
+
+def add_entry(client: httpx.Client, kind: str, data: dict, patient: str | None = None) -> str:
+    """Create a chart entry through the API (in `patient`'s chart, or the caller's own); its id."""
+    made = client.post("/api/v1/charts/entries", json={"kind": kind, "data": data, "patient": patient})
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
+def png_bytes(width: int = 96, height: int = 64) -> bytes:
+    """A small valid RGB PNG (a gradient), made without an imaging library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 160)) for x in range(width))
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def upload(

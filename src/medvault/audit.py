@@ -105,8 +105,9 @@ class AuditTrail:
                 )
         return Verdict(True, len(hashes) - 1, len(checks))
 
-    def for_owner(self, owner_id: str, limit: int = 200) -> list[dict]:
-        """Every access to the owner's records, newest first, with who did it ("who saw my records")."""
+    def for_owner(self, owner_id: str, limit: int = 200, others_only: bool = False) -> list[dict]:
+        """Every access to the owner's records, newest first, with who did it ("who saw my records");
+        `others_only` leaves out the owner's own, which would otherwise crowd out everyone else's."""
         own = select(records.c.id).where(records.c.owner_id == owner_id)
         query = (
             select(audit, users.c.username, users.c.role)
@@ -115,8 +116,23 @@ class AuditTrail:
             .order_by(audit.c.seq.desc())
             .limit(limit)
         )
+        if others_only:
+            query = query.where(audit.c.actor_id.is_distinct_from(owner_id))
         with self._engine.connect() as conn:
             return [
                 {"at": r.at, "who": r.username, "role": r.role, "action": r.action, "record_id": r.record_id}
                 for r in conn.execute(query)
             ]
+
+    def opened_by(self, actor_id: str, record_ids: list[str]) -> set[str]:
+        """Those of `record_ids` the actor has ever viewed, previewed or downloaded (what "unread" is measured by:
+        the trail already knows, so no read flag needs storing)."""
+        if not record_ids:
+            return set()
+        query = select(audit.c.record_id).where(
+            audit.c.actor_id == actor_id,
+            audit.c.record_id.in_(record_ids),
+            audit.c.action.in_(("view", "preview", "download")),
+        )
+        with self._engine.connect() as conn:
+            return set(conn.execute(query.distinct()).scalars())

@@ -27,6 +27,7 @@ from medvault.mar.sharing import Sharing
 from medvault.mar.summaries import Summaries
 from medvault.tls import ensure_self_signed
 from medvault.vault.records import Vault
+from medvault.vault.reviews import DuplicateReviews
 
 
 class NotInitialised(RuntimeError):
@@ -96,6 +97,10 @@ class MedVault:
         return Vault(self.engine, self.blobs)
 
     @cached_property
+    def duplicate_reviews(self) -> DuplicateReviews:
+        return DuplicateReviews(self.engine)
+
+    @cached_property
     def sharing(self) -> Sharing:
         return Sharing(self.engine, self.vault, self.audit)
 
@@ -109,7 +114,7 @@ class MedVault:
 
     @cached_property
     def chart(self) -> Chart:
-        return Chart(self.engine, self.vault, self.audit)
+        return Chart(self.engine, self.vault, self.audit, self.search)
 
     @cached_property
     def exports(self) -> Exports:

@@ -33,7 +33,7 @@ def test_change_password_then_sign_in_with_it(new_page, server):
     sign_in(fresh, server, "ada", PASSWORD)
     assert fresh.get_by_role("alert").inner_text() == "Invalid username or password"
     sign_in(fresh, server, "ada", NEW_PASSWORD)
-    assert fresh.url.endswith("/records")
+    assert fresh.url.endswith("/dashboard")
     assert_friendly(page)
 
 

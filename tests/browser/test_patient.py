@@ -4,14 +4,13 @@ refused cross-site logins, and a scanner banned while the patient keeps working.
 
 from __future__ import annotations
 
-import struct
 import time
-import zlib
 
 import pytest
 
 from tests.attackers import client_from, is_refused
 from tests.browser.conftest import PHONE, assert_friendly, shot, sign_in
+from tests.support import png_bytes
 
 PASSWORD = "a long patient passphrase"
 BIG = 50 * 1024 * 1024
@@ -32,20 +31,6 @@ WATCH_PROGRESS = """() => {
   }).observe(document.getElementById("uploads"), {subtree: true, childList: true, attributes: true,
                                                   attributeFilter: ["value"]});
 }"""
-
-
-def png_bytes(width: int = 96, height: int = 64) -> bytes:
-    """A small valid RGB PNG (a gradient), made without an imaging library."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(
-        b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 160)) for x in range(width))
-        for y in range(height)
-    )
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +91,8 @@ def test_invitation_then_sign_in(new_page, server):
     page.get_by_role("button", name="Sign in").click()
     assert page.get_by_role("alert").inner_text() == "Invalid username or password"
     sign_in(page, server, "paula", PASSWORD)
-    assert page.url.endswith("/records")
-    assert page.get_by_role("heading", name="Your records").is_visible()
+    assert page.url.endswith("/dashboard")  # a patient lands on their dashboard
+    assert page.get_by_role("heading", name="Hello, paula").is_visible()
     assert_friendly(page)
 
 
@@ -118,6 +103,7 @@ def test_upload_view_preview_download_delete(new_page, server, files):
     page = new_page()
     _accept_in_browser(page, server, "quinn")
     sign_in(page, server, "quinn", PASSWORD)
+    page.goto(f"{server.base}/records")
     shot(page, "records-empty")
     page.evaluate(WATCH_PROGRESS)
     page.locator("#file").set_input_files([str(files["letter"]), str(files["scan"]), str(files["big"])])
@@ -182,6 +168,7 @@ def test_phone_width(new_page, server):
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     _accept_in_browser(page, server, "rosa")
     sign_in(page, server, "rosa", PASSWORD)
+    page.goto(f"{server.base}/records")
     page.locator("#file").set_input_files(
         [{"name": "blood-test.txt", "mimeType": "text/plain", "buffer": b"Haemoglobin 14.1 g/dL"}]
     )
@@ -211,7 +198,7 @@ def test_keyboard_only_sign_in(new_page, server):
     page.keyboard.type(PASSWORD)
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    assert page.url.endswith("/records")
+    assert page.url.endswith("/dashboard")
     for label in page.locator("input:not([type=hidden]), select").all():
         ident = label.get_attribute("id")
         assert ident and page.locator(f"label[for='{ident}']").count() == 1, ident

@@ -34,6 +34,8 @@ def test_share_summary_audit_revoke(new_page, server, people):
     patient, doctor = new_page(), new_page()
     sign_in(patient, server, "hana", PASSWORD)
     sign_in(doctor, server, "drcarter", PASSWORD)
+    assert doctor.url.endswith("/patients")  # a specialist lands on their patients
+    patient.goto(f"{server.base}/records")
 
     # The patient uploads a letter; the specialist reads out the fingerprint on their account page.
     patient.locator("#file").set_input_files(

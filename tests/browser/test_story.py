@@ -34,6 +34,7 @@ def test_patient_and_specialist_story(new_page, server, people):
     patient, doctor = new_page(), new_page()
     sign_in(patient, server, "petra", PASSWORD)
     sign_in(doctor, server, "drlee", PASSWORD)
+    patient.goto(f"{server.base}/records")
 
     # The patient uploads three files and shares the whole chart, read and annotate.
     patient.locator("#file").set_input_files([{"name": n, "mimeType": "text/plain", "buffer": b} for n, b in FILES])

@@ -5,12 +5,15 @@ statements compared word by word; standards of care; professionals; refusals; ke
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import sqlite3
 import time
+import uuid
 
 import pytest
 
+from medvault.mar.fhir import ExportedRecord, Person, chart_bundle
 from tests.support import upload
 
 ENTRIES = "/api/v1/charts/entries"
@@ -237,7 +240,7 @@ def test_injury_with_everything_linked(chart):
 
 def test_witness_statements_compared_word_by_word(chart):
     """Two statements that disagree on time and place: the differences are replace segments; a contradiction
-    mark is shown with the comparison; a PDF statement has no text to compare."""
+    mark is shown with the comparison; a statement from a PDF without readable text has none to compare."""
     doc = chart["doc"]["client"]
     a = _add(
         doc,
@@ -380,3 +383,42 @@ def test_chart_round_trip_on_each_database(any_db_server):
     assert result["occurrences"][0]["signature_valid"] is True
     assert len(pat.get(f"{ENTRIES}/{occ['id']}").json()["linked"]) == 1
     assert doc.post("/api/v1/charts/professionals", json={"patient": "dbpat"}).status_code == 200
+
+
+def test_every_record_counts_beyond_the_first_500(server):
+    """A chart of 600 records (made by one FHIR import): the chronology proposes every dated record no occurrence
+    cites and the professionals include the oldest record's provider, for the patient and for a specialist."""
+    pat = server.account("bigpat")["client"]
+    doc = server.account("bigdoc", role="specialist")["client"]
+    patient = Person(str(uuid.uuid4()), "bigpat", "patient")
+    records = [
+        ExportedRecord(
+            str(uuid.uuid4()),
+            {
+                "title": f"Visit {n}",
+                "service_date": (dt.date(2010, 1, 1) + dt.timedelta(days=5 * n)).isoformat(),
+                "provider": ["Dr. Oldest Only"] if n == 0 else [f"Dr. {'ABCDE'[n % 5]}. Jones"],
+                "confidentiality": "normal",
+                "filename": f"visit{n}.txt",
+                "content_type": "text/plain",
+            },
+            1_700_000_000 + n,
+            patient,
+            f"visit {n}".encode(),
+        )
+        for n in range(600)
+    ]
+    imported = pat.post("/api/v1/import/fhir", json=chart_bundle(patient, records, now=1_700_001_000))
+    assert imported.status_code == 201 and imported.json()["count"] == 600, imported.text
+    ids = imported.json()["ids"]
+    shared = pat.post("/api/v1/shares", json={"specialist": "bigdoc", "chart": True, "access": "annotate"})
+    assert shared.status_code == 201, shared.text
+    occurrence = {"type": "encounter", "date": "2018-03-01", "citations": [{"record": ids[-1]}]}
+    cited = _add(pat, "occurrence", occurrence, patient=None)
+    for client, name in ((pat, None), (doc, "bigpat")):
+        result = client.post("/api/v1/charts/chronology", json={"patient": name}).json()
+        assert [o["id"] for o in result["occurrences"]] == [cited["id"]]
+        assert {c["record"] for c in result["candidates"]} == set(ids[:-1])
+        listing = client.post("/api/v1/charts/professionals", json={"patient": name}).json()["professionals"]
+        oldest = next(p for p in listing if p["name"] == "Dr. Oldest Only")
+        assert oldest["records"] == [ids[0]]

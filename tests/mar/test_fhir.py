@@ -8,23 +8,30 @@ import base64
 import copy
 import json
 import os
+import signal
+import threading
+import time
+import uuid
 
+import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from medvault.mar.entries import validate
 from medvault.mar.fhir import (
     CONFIDENTIALITY_SYSTEM,
     CUSTOM_FIELD,
     LOINC,
     OCCURRENCE_KINDS,
+    SOURCE,
     USERNAME_SYSTEM,
     ExportedRecord,
     FhirError,
     Person,
     chart_bundle,
-    read_bundle,
     summary_bundle,
 )
+from medvault.mar.fhirimport import cite, read_chart
 from tests.support import Server, upload
 
 LIMIT = 1024 * 1024  # this module's server refuses exports over 1 MiB of files
@@ -69,7 +76,7 @@ def metadata_of(bundle: dict) -> list[dict]:
     """What an import would make of the Bundle: metadata plus file name, type and bytes, per record."""
     return [
         {**r.metadata, "filename": r.filename, "content_type": r.content_type, "content": r.content}
-        for r in read_bundle(bundle)
+        for r in read_chart(bundle).records
     ]
 
 
@@ -114,7 +121,7 @@ def test_chart_bundle_maps_every_field_and_validates():
 
 
 def test_mapping_back_loses_nothing():
-    """read_bundle gives back exactly the metadata, file name, type and bytes that went in."""
+    """read_chart gives back exactly the metadata, file name, type and bytes that went in."""
     patient = Person("4d9d0a52-0000-4000-8000-000000000001", "pat", "patient")
     records = [_exported(meta, content, name, ctype, n) for n, (content, name, meta, ctype) in enumerate(FILES)]
     bundle = json.loads(json.dumps(chart_bundle(patient, records, now=1_715_000_100)))
@@ -155,8 +162,83 @@ def test_every_occurrence_type_maps_to_a_valid_resource():
         "Observation",
     ]
     for resource in found:
-        (source,) = resource["extension"]  # the citation of a record outside the Bundle is left out
+        (source,) = [e for e in resource["extension"] if e["url"] == SOURCE]  # the record outside is left out
         assert source["extension"][0]["valueReference"] == {"reference": f"urn:uuid:{record.id}"}
+
+
+def test_occurrences_map_back_unchanged():
+    """Every type, with or without a description, several providers, a facility, an exact date marked
+    approximate, partial dates and page citations: read_chart gives back exactly the occurrences exported."""
+    patient = Person("4d9d0a52-0000-4000-8000-000000000001", "pat", "patient")
+    records = [_exported(KNEE, b"knee", "knee.pdf", "application/pdf", 1), _exported({}, b"raw", "r.bin", "x/y", 2)]
+    people = ["Dr. J. Smith", "Ana Lópes, RN", "Dr. Who"]
+    occurrences = []
+    for n, kind in enumerate(OCCURRENCE_KINDS):
+        full = {
+            "type": kind,
+            "date": "2024-05-02",
+            "approximate": True,
+            "facility": "St. Mary's Hospital",
+            "providers": people[: n % 3 + 1],
+            "description": f"{kind} at the knee",
+            "citations": [{"record": records[1].id, "pages": "2-3", "quote": "no tear"}, {"record": records[0].id}],
+        }
+        bare = {"type": kind, "date": ["2023", "2023-07", "2023-07-09"][n % 3], "providers": [], "citations": []}
+        occurrences += [validate("occurrence", full), validate("occurrence", bare)]
+    bundle = json.loads(json.dumps(chart_bundle(patient, records, occurrences, now=1_715_000_100)))
+    Bundle.model_validate(bundle)
+    back = [cite(occ, [r.id for r in records]) for occ in read_chart(bundle).occurrences]
+    assert back == occurrences
+
+
+def test_clinical_resources_from_elsewhere_become_occurrences():
+    """Without MedVault's extensions, types, dates, names and values are read from the resources themselves;
+    an undated one, or one citing something that is not a DocumentReference of the Bundle, is refused."""
+    patient = {"resourceType": "Patient", "id": "p"}
+    doctor = {
+        "resourceType": "Practitioner",
+        "id": "d",
+        "name": [{"prefix": ["Dr."], "given": ["Ada"], "family": "Ng"}],
+    }
+    lab = {"resourceType": "Organization", "id": "o", "name": "City Lab"}
+    condition = {
+        "resourceType": "Condition",
+        "id": "c",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1", "display": "Sprained ankle"}]},
+        "subject": {"reference": "Patient/p"},
+        "onsetDateTime": "2024-02-03T10:00:00Z",
+        "asserter": {"reference": "Practitioner/d"},
+    }
+    observation = {
+        "resourceType": "Observation",
+        "id": "b",
+        "status": "final",
+        "code": {"text": "Haemoglobin"},
+        "subject": {"reference": "Patient/p"},
+        "effectivePeriod": {"start": "2024-02-04"},
+        "valueQuantity": {"value": 13.2, "unit": "g/dL"},
+        "performer": [{"reference": "Organization/o"}, {"reference": "Patient/p"}],
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in (patient, doctor, lab, condition, observation)],
+    }
+    assert read_chart(copy.deepcopy(bundle)).occurrences == [
+        {"type": "diagnosis", "date": "2024-02-03", "approximate": False, "providers": ["Dr. Ada Ng"]}
+        | {"description": "Sprained ankle", "citations": []},
+        {"type": "test-result", "date": "2024-02-04", "approximate": False, "providers": [], "facility": "City Lab"}
+        | {"description": "Haemoglobin: 13.2 g/dL", "citations": []},
+    ]
+    undated = copy.deepcopy(bundle)
+    del undated["entry"][3]["resource"]["onsetDateTime"]
+    with pytest.raises(FhirError, match=r"entry\[3\] Condition: no date"):
+        read_chart(undated)
+    citing = copy.deepcopy(bundle)
+    source = {"url": SOURCE, "extension": [{"url": "record", "valueReference": {"reference": "Patient/p"}}]}
+    citing["entry"][4]["resource"]["extension"] = [source]
+    with pytest.raises(FhirError, match=r"entry\[4\] Observation: cites a record"):
+        read_chart(citing)
 
 
 def test_summary_document_bundle():
@@ -207,7 +289,7 @@ def test_malformed_fhir_is_refused_with_a_message(change, message):
     bundle["entry"][1]["resource"].pop("custodian")
     change(bundle)
     with pytest.raises(FhirError, match=message):
-        list(read_bundle(bundle))
+        list(read_chart(bundle).records)
 
 
 # Over the API.
@@ -239,8 +321,40 @@ def _count(client) -> int:
     return len(client.get("/api/v1/records", params={"limit": 200}).json()["items"])
 
 
+def _every_occurrence(ids: list[str]) -> list[dict]:
+    """One occurrence of each type, as varied as the chart allows: dates of each precision, an exact date marked
+    approximate, no description, several providers, a facility, citations with and without pages."""
+    people = ["Dr. J. Smith", "Ana Lópes, RN", "Dr. Who"]
+    return [
+        {
+            "type": kind,
+            "date": ["2024-05-02", "2024-05", "2023"][n % 3],
+            **({"approximate": True} if n % 2 else {}),
+            **({"facility": "St. Mary's Hospital"} if n % 3 else {}),
+            "providers": people[: n % 4],
+            **({"description": f"{kind}: knee"} if n != 3 else {}),
+            "citations": [{"record": ids[n % 3], "pages": "1-2", "quote": "no tear"}, {"record": ids[(n + 1) % 3]}],
+        }
+        for n, kind in enumerate(OCCURRENCE_KINDS)
+    ]
+
+
+def _occurrences_shown(client) -> list[dict]:
+    """The chart's occurrences as its owner reads them, each citation naming its record by title or file name."""
+    names = {r["id"]: r.get("title", r["filename"]) for r in client.get("/api/v1/records").json()["items"]}
+    items = client.post("/api/v1/charts/entries/list", json={"kinds": ["occurrence"]}).json()["items"]
+    assert all(e["signature_valid"] for e in items)
+    return [
+        {**e["data"], "citations": [{**c, "record": names[c["record"]]} for c in e["data"]["citations"]]} for e in items
+    ]
+
+
 def test_export_import_export_round_trip(server, chart):
-    """Export, import into a fresh chart, export again: metadata, files and types are all the same."""
+    """Export, import into a fresh chart, export again: metadata, files, types and the chart's occurrences (with
+    their citations, now of the new records) are all the same."""
+    for occurrence in _every_occurrence(chart["ids"]):
+        made = chart["pat"].post("/api/v1/charts/entries", json={"kind": "occurrence", "data": occurrence})
+        assert made.status_code == 201, made.text
     first = chart["pat"].get("/api/v1/export/fhir")
     assert first.status_code == 200, first.text
     assert first.headers["content-type"].startswith("application/fhir+json")
@@ -252,10 +366,12 @@ def test_export_import_export_round_trip(server, chart):
     other = server.account("fhirpat2")["client"]
     imported = other.post("/api/v1/import/fhir", json=bundle)
     assert imported.status_code == 201, imported.text
-    assert imported.json()["count"] == 3
+    assert imported.json()["count"] == 3 and len(imported.json()["entries"]) == len(OCCURRENCE_KINDS)
     again = other.get("/api/v1/export/fhir").json()
     Bundle.model_validate(again)
     assert metadata_of(again) == metadata_of(bundle)
+    assert read_chart(again).occurrences == read_chart(bundle).occurrences
+    assert _occurrences_shown(other) == _occurrences_shown(chart["pat"])
     mine = {r["title"] if "title" in r else r["filename"]: r for r in other.get("/api/v1/records").json()["items"]}
     theirs = {
         r["title"] if "title" in r else r["filename"]: r for r in chart["pat"].get("/api/v1/records").json()["items"]
@@ -331,7 +447,7 @@ def test_occurrences_export_as_clinical_resources(chart):
     assert made.status_code == 201, made.text
     bundle = chart["pat"].get("/api/v1/export/fhir").json()
     Bundle.model_validate(bundle)
-    (encounter,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"]
+    (encounter,) = [e["resource"] for e in bundle["entry"] if e["resource"].get("type") == [{"text": "Knee review"}]]
     assert encounter["period"] == {"start": "2024-05-02", "end": "2024-05-02"}
     assert resolve(bundle, encounter["extension"][0]["extension"][0]["valueReference"])["id"] == chart["ids"][0]
     assert resolve(bundle, encounter["serviceProvider"])["name"] == "St. Mary's Hospital"
@@ -368,6 +484,7 @@ def test_bad_imports_leave_nothing(server, chart):
     )
     assert too_big.status_code == 413
     assert _count(client) == 0 and _blobs(server) == blobs, "no record and no blob left behind"
+    assert client.post("/api/v1/charts/entries/list", json={}).json()["items"] == [], "and no occurrence"
 
 
 def test_export_over_the_limit_is_refused(server):
@@ -378,3 +495,62 @@ def test_export_over_the_limit_is_refused(server):
     assert upload(client, os.urandom(LIMIT // 2 + 1), "b.bin").status_code == 201
     refused = client.get("/api/v1/export/fhir")
     assert refused.status_code == 413 and "limit" in refused.json()["detail"]
+
+
+def test_kill_9_mid_import_leaves_all_or_nothing(tmp_path):
+    """A server killed with SIGKILL half-way through a large import shows, once restarted, either none of it or
+    all of it (records and occurrences), and keeps no blob that no record names."""
+    srv = Server(tmp_path / "data")
+    srv.init()
+    srv.start()
+    try:
+        user = srv.account("crash")
+        patient = Person(str(uuid.uuid4()), "crash", "patient")
+        count = 150
+        records = [
+            ExportedRecord(
+                str(uuid.uuid4()),
+                {"title": f"Scan {n}", "confidentiality": "normal", "filename": f"s{n}.bin", "content_type": "x/y"},
+                1_715_000_000 + n,
+                patient,
+                os.urandom(256 * 1024),
+            )
+            for n in range(count)
+        ]
+        occurrences = [
+            {"type": "test-result", "date": "2024-01-02", "citations": [{"record": r.id}]} for r in records[::3]
+        ]
+        body = json.dumps(chart_bundle(patient, records, occurrences, now=1_715_000_100)).encode()
+        client, answer = user["client"], {}
+
+        def post() -> None:
+            try:
+                answer["response"] = client.post(
+                    "/api/v1/import/fhir", content=body, headers={"content-type": "application/fhir+json"}
+                )
+            except httpx.HTTPError as exc:  # the server dies under it
+                answer["error"] = exc
+
+        def stored() -> list:
+            return [p for p in (srv.data_dir / "blobs").rglob("*") if p.is_file() and p.parent.name != "tmp"]
+
+        sender = threading.Thread(target=post)
+        sender.start()
+        deadline = time.monotonic() + 120
+        while len(stored()) < count // 2 and sender.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        at_kill = len(stored())
+        srv.stop(signal.SIGKILL)
+        sender.join(60)
+        assert 0 < at_kill < count and "response" not in answer, "the kill came in the middle of the import"
+        srv.start()
+        with srv.client() as again:
+            login = again.post("/api/v1/login", json={"username": "crash", "password": user["password"]})
+            again.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+            found = again.get("/api/v1/records", params={"limit": 200}).json()["items"]
+            entries = again.post("/api/v1/charts/entries/list", json={}).json()["items"]
+        assert (len(found), len(entries)) in ((0, 0), (count, len(occurrences)))
+        assert len(stored()) == len(found), "the start-up sweep removed every blob no record names"
+        assert list((srv.data_dir / "blobs" / "tmp").iterdir()) == []
+    finally:
+        srv.stop()

@@ -5,6 +5,7 @@ sample files: pydicom's bundled DICOM files and generated PDFs with text on each
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import itertools
 import random
@@ -81,8 +82,10 @@ def generate(rng: random.Random) -> dict:
                 "custom": {"seq": len(records)},
             }
             if len(records) % 10 == 0:
+                # PDF text is read (search, near duplicates), so each page says something of its own
                 pages = [
-                    f"Patient {p} {kind} {len(records):03d} page {i + 1} seen by {doc['name']}"
+                    f"Patient {p} {kind} {len(records):03d} page {i + 1} seen by {doc['name']}, ref "
+                    + hashlib.sha256(f"{p}/{len(records)}/{i}".encode()).hexdigest()[:16]
                     for i in range(rng.randint(1, 3))
                 ]
                 records.append((meta, make_pdf(pages), f"r{len(records)}.pdf", "application/pdf"))

@@ -109,8 +109,8 @@ def test_login_form(server):
         failed = c.post("/login", data={"username": "jo", "password": "wrong password!"})
         assert failed.status_code == 200 and "Invalid username or password" in failed.text
         ok = c.post("/login", data={"username": "jo", "password": "correct horse battery"})
-        assert ok.status_code == 303 and ok.headers["location"] == "/records"
-        assert "jo" in c.get("/records").text
+        assert ok.status_code == 303 and ok.headers["location"] == "/dashboard"
+        assert "Hello, jo" in c.get("/dashboard").text
 
 
 @pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}])

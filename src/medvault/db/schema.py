@@ -76,6 +76,16 @@ records = Table(
     Column("supersedes", String(36), nullable=True, unique=True),  # the older version replaced (one successor)
 )
 
+# Near duplicates the owner chose to keep both of (vault/reviews.py), so they are not suggested again. Only an
+# HMAC of the pair under the owner's duplicate key is kept: the database does not say which records looked alike.
+duplicate_reviews = Table(
+    "duplicate_reviews",
+    metadata,
+    Column("owner_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("pair", String(64), primary_key=True),
+    Column("decided_at", Float, nullable=False),
+)
+
 record_keys = Table(
     "record_keys",
     metadata,
@@ -157,7 +167,8 @@ search_segments = Table(
 
 # The chart workspace (see mar/chart.py): one random chart key per patient, HPKE-wrapped to the patient and
 # to each specialist through the share that allows it (`via` is the share id, or "own" for the patient's
-# copy), and the chart's entries, each AES-256-GCM-sealed under a subkey of that key and signed by its author.
+# copy), and the chart's entries, each AES-256-GCM-sealed under a subkey of that key and signed by its author;
+# an entry's kind is sealed with the rest (revision 0008 dropped the clear `kind` column).
 chart_keys = Table(
     "chart_keys",
     metadata,
@@ -175,7 +186,6 @@ chart_entries = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("patient_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("kind", String(16), nullable=False),
     Column("author_id", String(36), ForeignKey("users.id"), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("sealed", LargeBinary, nullable=False),

@@ -11,8 +11,17 @@ deletes it. Reading needs any live share; writing needs the patient, or a live s
 Entries. The JSON body (kind, author, time, the fields of mar/entries.py) is signed by the author's Ed25519
 key (`sign_manifest`) and sealed with AES-256-GCM under HKDF(chart key, "chart/entries/v1"), the entry id and
 patient id as associated data, so an entry cannot be moved to another chart or swapped with another. Readers
-check the signature against the author's key and that the signed id, patient, kind and author match the row.
-The `kind` column is in clear (the brief's schema); everything else about an entry is sealed.
+check the signature against the author's key and that the signed id, patient and author match the row.
+Citations of a PDF's pages are checked against the text of those pages before signing (mar/quotes.py).
+The row holds only ids, the creation time and the sealed body: the kind is sealed too (a dump must not tell
+that a patient has an injury), so listing by kind opens the chart's entries and filters them (a chart holds
+hundreds of entries, not records' thousands: one AES-GCM open and one signature check each).
+
+Editing and deleting. An entry is replaced or deleted by the patient, or by the specialist who wrote it
+while they hold access "annotate". A replacement keeps the id and creation time and is signed by the editor,
+who becomes its author. Links never dangle: a delete is refused (409) while another entry links to it, since
+unlinking would mean rewriting entries their authors signed; writes and deletes check links inside their
+transaction (`_hold_links`), so a link and a delete racing each other cannot both succeed.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy.exc
-from sqlalchemy import Engine, and_, delete, insert, or_, select
+from sqlalchemy import Engine, delete, insert, or_, select, update
 
 from medvault.audit import AuditTrail
 from medvault.auth.sessions import Session
@@ -33,14 +42,14 @@ from medvault.crypto.envelope import open_sealed_to, seal_to, sign_manifest, ver
 from medvault.crypto.keyring import PrivateKeys, PublicKeys, open_sealed, seal
 from medvault.crypto.passwords import derive_subkey
 from medvault.db.schema import chart_entries, chart_keys, record_keys, records, shares, users
-from medvault.mar.entries import ChartError, entry_links, record_refs, validate
-from medvault.vault import IntegrityError, VaultError
+from medvault.mar import quotes, recordtext
+from medvault.mar.entries import KINDS, ChartError, entry_links, record_refs, validate
+from medvault.mar.pdftext import Pages, is_pdf
+from medvault.mar.search import Search
+from medvault.vault import IntegrityError
 from medvault.vault.records import OpenRecord, Vault, usable_key
 
 OWN = "own"
-RECORDS_LIMIT = 500  # newest readable records looked at for candidates and professionals
-STATEMENT_BYTES = 256 * 1024
-TEXT_TYPES = ("text/plain", "text/markdown")
 
 
 def _key_info(patient_id: str, reader_id: str) -> bytes:
@@ -115,16 +124,86 @@ class Desk:
     can_write: bool
     key: bytes
     keys: PrivateKeys
+    session: Session  # the reader's: the chart's records come from its search index
 
     @property
     def entry_key(self) -> bytes:
         return derive_subkey(self.key, "chart/entries/v1")
 
 
+@dataclass(frozen=True)
+class ChartRecord:
+    """A record of the chart as its reader's search index holds it: the id, and the listing (metadata, size,
+    upload time, signer) as `GET /api/v1/records` shows it."""
+
+    id: str
+    metadata: dict
+
+
+def seal_entry(
+    desk: Desk, entry_id: str, kind: str, data: dict, created_at: float, updated_at: float | None = None
+) -> tuple[dict, dict]:
+    """An entry's row and body: the body (ids, kind, author, times, data) signed by the desk's reader and
+    sealed under the chart key, bound to the entry and the patient. `data` must have passed the chart's checks."""
+    body = {
+        "id": entry_id,
+        "patient_id": desk.patient_id,
+        "kind": kind,
+        "author_id": desk.reader_id,
+        "created_at": created_at,
+        "data": data,
+    }
+    if updated_at is not None:
+        body["updated_at"] = updated_at
+    signed = sign_manifest(body, desk.keys.ed25519)
+    sealed = seal(desk.entry_key, json.dumps(signed).encode(), _entry_ad(entry_id, desk.patient_id))
+    row = {
+        "id": entry_id,
+        "patient_id": desk.patient_id,
+        "author_id": desk.reader_id,
+        "created_at": created_at,
+        "sealed": sealed,
+    }
+    return row, body
+
+
+def _may_write(desk: Desk) -> None:
+    if not desk.can_write:
+        raise ChartError(f"Your share from {desk.patient!r} is read-only: writing needs access 'annotate'", 403)
+
+
+def _still_changeable(desk: Desk, entry_id: str) -> list:
+    """The entry's row, and for a specialist only while they are still its author (the patient may have taken
+    it over since it was read)."""
+    where = [chart_entries.c.id == entry_id, chart_entries.c.patient_id == desk.patient_id]
+    if desk.role != "patient":
+        where.append(chart_entries.c.author_id == desk.reader_id)
+    return where
+
+
+def _hold_links(conn, desk: Desk, links: dict[str, tuple[str, ...]]) -> None:
+    """In the writing transaction, after the write: the linked entries still exist, and stay until it commits.
+    PostgreSQL locks their rows (FOR SHARE: a concurrent delete waits, then sees this entry's link); SQLite has
+    one writer at a time, and this transaction has been it since its write."""
+    if not links:
+        return
+    found = set(
+        conn.execute(
+            select(chart_entries.c.id)
+            .where(chart_entries.c.patient_id == desk.patient_id, chart_entries.c.id.in_(list(links)))
+            .with_for_update(read=True)
+        ).scalars()
+    )
+    gone = sorted(set(links) - found)
+    if gone:
+        raise ChartError(f"Linked entr(y/ies) deleted meanwhile: {', '.join(gone)}", 409)
+
+
 class Chart:
-    def __init__(self, engine: Engine, vault: Vault, audit: AuditTrail):
+    def __init__(self, engine: Engine, vault: Vault, audit: AuditTrail, search: Search):
         self._engine = engine
         self._vault = vault
+        self._search = search
         self.audit = audit
 
     # -- access -------------------------------------------------------------------------------------------
@@ -159,7 +238,15 @@ class Chart:
                 if attempt:
                     raise
         return Desk(
-            session.user_id, session.username, session.user_id, session.username, "patient", True, secret, session.keys
+            session.user_id,
+            session.username,
+            session.user_id,
+            session.username,
+            "patient",
+            True,
+            secret,
+            session.keys,
+            session,
         )
 
     def _catch_up(self, conn, patient_id: str, secret: bytes) -> None:
@@ -224,6 +311,7 @@ class Chart:
             "annotate" in accesses,
             secret,
             session.keys,
+            session,
         )
 
     # -- entries ------------------------------------------------------------------------------------------
@@ -248,8 +336,69 @@ class Chart:
 
     def add(self, desk: Desk, kind: object, data: object, ip: str | None) -> dict:
         """Check, seal, sign and store one entry; refuse as a whole (nothing written) on any problem."""
-        if not desk.can_write:
-            raise ChartError(f"Your share from {desk.patient!r} is read-only: writing needs access 'annotate'", 403)
+        _may_write(desk)
+        clean = self._checked(desk, kind, data)
+        row, body = seal_entry(desk, str(uuid.uuid4()), kind, clean, time.time())
+        with self._engine.begin() as conn:
+            conn.execute(insert(chart_entries).values(**row))
+            _hold_links(conn, desk, entry_links(kind, clean))
+        self.audit_entries(desk, [body], ip)
+        return self._present(body, desk.reader, True)
+
+    def replace(self, desk: Desk, entry_id: str, data: object, ip: str | None) -> dict:
+        """Replace an entry's data, checked as `add` checks it; its id, kind and creation time stay. The editor
+        signs the new data and so becomes the entry's author: nobody's name stays on words they did not write."""
+        current = self._changeable(desk, entry_id)
+        if "data" not in current:
+            raise ChartError("This entry failed its integrity check: delete it and write it again", 409)
+        kind = current["kind"]
+        clean = self._checked(desk, kind, data)
+        row, body = seal_entry(desk, entry_id, kind, clean, current["created_at"], updated_at=time.time())
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(chart_entries)
+                .where(*_still_changeable(desk, entry_id))
+                .values(author_id=row["author_id"], sealed=row["sealed"])
+            )
+            if done.rowcount != 1:
+                raise ChartError("The entry was changed or deleted meanwhile", 409)
+            _hold_links(conn, desk, entry_links(kind, clean))
+        self.audit_entries(desk, [body], ip)
+        return self._present(body, desk.reader, True)
+
+    def delete(self, desk: Desk, entry_id: str, ip: str | None) -> None:
+        """Delete an entry that no other entry links to; otherwise 409 naming those (unlinking would mean
+        rewriting entries their authors signed). The links are looked for after the delete, in its transaction,
+        so one written meanwhile is seen (see `_hold_links`) and nothing is left pointing at a deleted entry."""
+        current = self._changeable(desk, entry_id)
+        with self._engine.begin() as conn:
+            done = conn.execute(delete(chart_entries).where(*_still_changeable(desk, entry_id)))
+            if done.rowcount != 1:
+                raise ChartError("The entry was changed or deleted meanwhile", 409)
+            linking = [
+                e["id"]
+                for e in self._opened(desk, conn.execute(self._query(desk)).all())
+                if "data" in e and entry_id in entry_links(e["kind"], e["data"])
+            ]
+            if linking:
+                raise ChartError(f"Linked from {', '.join(linking)}: change or delete those entries first", 409)
+        self.audit_entries(desk, [current], ip, "chart-delete")
+
+    def _changeable(self, desk: Desk, entry_id: str) -> dict:
+        """The entry, opened, if this desk may change it: the patient any entry of their chart, a specialist
+        with access 'annotate' the entries they wrote."""
+        _may_write(desk)
+        with self._engine.connect() as conn:
+            rows = conn.execute(self._query(desk, [entry_id])).all()
+        if not rows:
+            raise ChartError("Entry not found", 404)
+        if desk.role != "patient" and rows[0].author_id != desk.reader_id:
+            raise ChartError("Only its author or the patient may change an entry", 403)
+        return self._opened(desk, rows)[0]
+
+    def _checked(self, desk: Desk, kind: object, data: object) -> dict:
+        """The entry's clean data, once every rule for writing it holds: its shape, who may write its kind, the
+        records it cites (readable by the writer, PDF quotes on their pages), the kinds of the entries it links."""
         clean = validate(kind, data)
         if kind == "standard" and desk.role != "specialist":
             raise ChartError("Standards of care are noted by specialists", 403)
@@ -257,16 +406,10 @@ class Chart:
         unreadable = sorted(set(refs) - self.readable(desk, refs))
         if unreadable:
             raise ChartError(f"Record(s) not found in this chart or not readable by you: {', '.join(unreadable)}")
+        quotes.check(clean["citations"], lambda rid: self._pdf_pages(desk, rid))
         links = entry_links(kind, clean)
         if links:
-            with self._engine.connect() as conn:
-                found = dict(
-                    conn.execute(
-                        select(chart_entries.c.id, chart_entries.c.kind).where(
-                            chart_entries.c.patient_id == desk.patient_id, chart_entries.c.id.in_(list(links))
-                        )
-                    ).all()
-                )
+            found = {e["id"]: e["kind"] for e in self.entries(desk, ids=list(links)) if "data" in e}
             bad = sorted(eid for eid, kinds in links.items() if found.get(eid) not in kinds)
             if bad:
                 raise ChartError(f"Linked entr(y/ies) not found in this chart or of the wrong kind: {', '.join(bad)}")
@@ -274,44 +417,26 @@ class Chart:
             clean.update(self._statement_text(desk, clean["record"]))
             if not any(c["record"] == clean["record"] for c in clean["citations"]):
                 clean["citations"].append({"record": clean["record"]})
-        entry_id = str(uuid.uuid4())
-        now = time.time()
-        body = {
-            "id": entry_id,
-            "patient_id": desk.patient_id,
-            "kind": kind,
-            "author_id": desk.reader_id,
-            "created_at": now,
-            "data": clean,
-        }
-        signed = sign_manifest(body, desk.keys.ed25519)
-        sealed = seal(desk.entry_key, json.dumps(signed).encode(), _entry_ad(entry_id, desk.patient_id))
-        with self._engine.begin() as conn:
-            conn.execute(
-                insert(chart_entries).values(
-                    id=entry_id,
-                    patient_id=desk.patient_id,
-                    kind=kind,
-                    author_id=desk.reader_id,
-                    created_at=now,
-                    sealed=sealed,
-                )
-            )
-        for rid in refs or [None]:
-            self.audit.append("annotate", desk.reader_id, rid, ip)
-        return self._present(body, desk.reader, True)
+        return clean
+
+    def audit_entries(self, desk: Desk, entries: list[dict], ip: str | None, action: str = "annotate") -> None:
+        """One audit line per record each entry cites (one without a record if it cites none), so the patient's
+        "who saw my records" shows the chart work on their records."""
+        for entry in entries:
+            for rid in record_refs(entry.get("data", {})) or [None]:
+                self.audit.append(action, desk.reader_id, rid, ip)
 
     def _statement_text(self, desk: Desk, record_id: str) -> dict:
-        record = self._vault.open(record_id, desk.reader_id, desk.keys)
-        content_type = (record.metadata.get("content_type") or "").split(";")[0].strip().lower()
-        if content_type not in TEXT_TYPES:
+        """A statement read from a record keeps the record's text (a text file's, or a PDF's pages)."""
+        found = recordtext.read(self._vault, self._vault.open(record_id, desk.reader_id, desk.keys))
+        if found is None or not found.text.strip():
             return {"text_available": False}
-        raw = b"".join(self._vault.read_range(record, 0, min(record.size, STATEMENT_BYTES)))
-        return {
-            "text": raw.decode("utf-8", errors="replace"),
-            "text_available": True,
-            "truncated": record.size > STATEMENT_BYTES,
-        }
+        return {"text": found.text, "text_available": True, "truncated": found.truncated}
+
+    def _pdf_pages(self, desk: Desk, record_id: str) -> Pages | None:
+        """A cited record's page text when it is a PDF (to check the citation), else None."""
+        record = self._vault.open(record_id, desk.reader_id, desk.keys)
+        return recordtext.read(self._vault, record) if is_pdf(record.metadata.get("content_type")) else None
 
     @staticmethod
     def _present(body: dict, author: str | None, valid: bool) -> dict:
@@ -321,43 +446,48 @@ class Chart:
             "kind": body["kind"],
             "author": author,
             "created_at": body["created_at"],
+            **({"updated_at": body["updated_at"]} if "updated_at" in body else {}),
             "signature_valid": valid,
             "verified": bool(data.get("citations")),
             "data": data,
         }
 
     def entries(self, desk: Desk, kinds: tuple[str, ...] | None = None, ids: list[str] | None = None) -> list[dict]:
-        """The chart's entries (oldest first), opened and checked; a tampered one is shown as failing."""
+        """The chart's entries (oldest first), opened and checked. The kind is sealed with the rest, so `kinds`
+        filters after opening, and a tampered entry (kind unknown) is listed as failing whatever is asked."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(self._query(desk, ids)).all()
+        return [e for e in self._opened(desk, rows) if not kinds or "data" not in e or e["kind"] in kinds]
+
+    @staticmethod
+    def _query(desk: Desk, ids: list[str] | None = None):
         query = (
             select(chart_entries, users.c.username, users.c.ed25519_public)
             .join(users, users.c.id == chart_entries.c.author_id)
             .where(chart_entries.c.patient_id == desk.patient_id)
             .order_by(chart_entries.c.created_at, chart_entries.c.id)
         )
-        if kinds:
-            query = query.where(chart_entries.c.kind.in_(kinds))
-        if ids is not None:
-            query = query.where(chart_entries.c.id.in_(ids))
-        with self._engine.connect() as conn:
-            rows = conn.execute(query).all()
+        return query if ids is None else query.where(chart_entries.c.id.in_(ids))
+
+    def _opened(self, desk: Desk, rows) -> list[dict]:
+        """Rows of `_query` opened and checked: the author's signature, and the signed ids against the row's."""
         key = desk.entry_key
         out = []
         for row in rows:
             try:
                 signed = json.loads(open_sealed(key, row.sealed, _entry_ad(row.id, row.patient_id)))
                 body = signed["manifest"]
-                valid = verify_manifest(signed, row.ed25519_public) and (
-                    body["id"],
-                    body["patient_id"],
-                    body["kind"],
-                    body["author_id"],
-                ) == (row.id, row.patient_id, row.kind, row.author_id)
+                valid = (
+                    verify_manifest(signed, row.ed25519_public)
+                    and (body["id"], body["patient_id"], body["author_id"]) == (row.id, row.patient_id, row.author_id)
+                    and body["kind"] in KINDS
+                )
                 out.append(self._present(body, row.username, valid))
             except (CryptoError, ValueError, KeyError, TypeError):
                 out.append(
                     {
                         "id": row.id,
-                        "kind": row.kind,
+                        "kind": None,
                         "author": row.username,
                         "created_at": row.created_at,
                         "signature_valid": False,
@@ -405,28 +535,28 @@ class Chart:
 
     # -- records of the chart -----------------------------------------------------------------------------
 
-    def records(self, desk: Desk, limit: int = RECORDS_LIMIT) -> list[OpenRecord]:
-        """The newest `limit` records of this chart the reader can open now (metadata verified)."""
+    def records(self, desk: Desk) -> list[ChartRecord]:
+        """Every record of this chart the reader can read now, newest first, as the reader's search index holds
+        it (metadata checked when it was indexed; a record failing its check is not indexed). No record key is
+        opened: a chart of 100,000 records costs one query of ids and a pass over the session's cached index,
+        not 100,000 HPKE opens."""
         with self._engine.connect() as conn:
-            ids = list(
+            ids = (
                 conn.execute(
                     select(record_keys.c.record_id)
                     .join(records, records.c.id == record_keys.c.record_id)
                     .where(
-                        and_(records.c.owner_id == desk.patient_id, record_keys.c.reader_id == desk.reader_id),
+                        records.c.owner_id == desk.patient_id,
+                        record_keys.c.reader_id == desk.reader_id,
                         usable_key(time.time()),
                     )
-                    .order_by(records.c.created_at.desc(), records.c.id)
-                    .limit(limit)
-                ).scalars()
+                )
+                .scalars()
+                .all()
             )
-        opened = []
-        for rid in ids:
-            try:
-                opened.append(self._vault.open(rid, desk.reader_id, desk.keys))
-            except VaultError:  # revoked or deleted meanwhile, or failing its check: not proposed
-                continue
-        return opened
+        items = self._search.items(desk.session, ids)
+        items.sort(key=lambda item: (-item["uploaded_at"], item["id"]))
+        return [ChartRecord(item["id"], item) for item in items]
 
     def specialists(self, desk: Desk) -> list[dict]:
         """Specialists holding a live share from this patient (the patient sees all; a specialist only self)."""

@@ -7,9 +7,10 @@ and equal files in two charts get unrelated hashes: nothing in the database link
 candidate file can confirm it is stored (a plain SHA-256 would allow both). Records uploaded into the chart
 by someone else (a specialist's summary) carry no hash.
 
-Near. Suggestions only, the user decides: text records (text/plain, text/markdown) whose normalised text
-(case folded, whitespace collapsed, the first 256 KiB) is at least 90 % alike by `difflib.SequenceMatcher`,
-and re-scans: different bytes with the same title, facility and date of service. Superseded versions are left
+Near. Suggestions only, the user decides: records with text (text files, and PDFs with a text layer, see
+mar/recordtext.py) whose normalised text (case folded, whitespace collapsed, at most 256 KiB) is at least
+90 % alike by `difflib.SequenceMatcher`, so a PDF scanned or exported twice is found by what it says; and
+re-scans: different bytes with the same title, facility and date of service. Superseded versions are left
 out throughout: a newer version replaces them, it does not duplicate them.
 """
 
@@ -22,13 +23,16 @@ from collections import defaultdict
 from medvault.auth.sessions import Session
 from medvault.crypto.keyring import PrivateKeys
 from medvault.crypto.passwords import derive_subkey
-from medvault.mar.index import TEXT_BYTES, IndexStore, is_text, normalise
+from medvault.mar import recordtext
+from medvault.mar.index import IndexStore, normalise
+from medvault.mar.pdftext import is_pdf
 from medvault.vault import IntegrityError, RecordNotFound
 from medvault.vault.records import Vault
 
 SIMILARITY = 0.9
 MAX_RECORDS = 2000  # newest current records examined for near duplicates
 MAX_TEXTS = 300  # newest text records compared pairwise
+MAX_PDFS = 100  # of which PDFs: each is decrypted and parsed (~10 ms a page), at every look
 _SPACE = re.compile(r"\s+")
 
 
@@ -37,8 +41,8 @@ def duplicate_key(store: IndexStore, user_id: str, keys: PrivateKeys) -> bytes:
     return derive_subkey(store.index_key(user_id, keys), "duplicates/v1")
 
 
-def normalised_text(data: bytes) -> str:
-    return _SPACE.sub(" ", normalise(data.decode("utf-8", "replace"))).strip()
+def normalised_text(text: str) -> str:
+    return _SPACE.sub(" ", normalise(text)).strip()
 
 
 def _brief(record_id: str, meta: dict) -> dict:
@@ -56,13 +60,18 @@ def find(vault: Vault, session: Session) -> dict:
             by_hash[dup_hash].append(rid)
     metas: dict[str, dict] = {}
     texts: dict[str, str] = {}
+    pdfs = 0
     for rid, _, _ in current[-MAX_RECORDS:]:
         try:
             record = vault.open(rid, session.user_id, session.keys)
             metas[rid] = record.metadata
-            if is_text(record.metadata.get("content_type")) and len(texts) < MAX_TEXTS:
-                end = min(record.size, TEXT_BYTES)
-                texts[rid] = normalised_text(b"".join(vault.read_range(record, 0, end)))
+            content_type = record.metadata.get("content_type")
+            if len(texts) >= MAX_TEXTS or (is_pdf(content_type) and pdfs >= MAX_PDFS):
+                continue
+            pdfs += is_pdf(content_type)
+            found = recordtext.read(vault, record)
+            if found is not None:
+                texts[rid] = normalised_text(found.text)
         except (RecordNotFound, IntegrityError):
             continue  # deleted meanwhile, or failing its checks (opening it says why)
 

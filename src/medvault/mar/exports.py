@@ -11,8 +11,9 @@ has exactly one recipient, the fresh one, so the long-term keys are never involv
 the server. The identity is returned once and never stored. File names inside the archive are record ids
 only; names, titles and dates are in the encrypted `index.csv.age`.
 
-An import is all-or-nothing: the Bundle is validated and mapped before the first write, and the records it
-created are deleted again if any later step fails.
+An import is all-or-nothing, a crash included: the Bundle is validated and mapped before the first write, the
+files are encrypted into blobs, and one transaction then commits every record and chart occurrence. Until it
+commits no row names those blobs: a failure deletes them, a killed process leaves them to the start-up sweep.
 """
 
 from __future__ import annotations
@@ -26,17 +27,20 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, insert, or_, select
 
 from medvault.crypto.keyring import PrivateKeys
-from medvault.db.schema import record_keys, records, shares, users
-from medvault.mar.fhir import ExportedRecord, Person, chart_bundle, read_bundle, summary_bundle
+from medvault.db.schema import chart_entries, record_keys, records, shares, users
+from medvault.mar.chart import Desk, seal_entry
+from medvault.mar.fhir import ExportedRecord, Person, chart_bundle, summary_bundle
+from medvault.mar.fhirimport import cite, read_chart
 from medvault.mar.summaries import CATEGORY
 from medvault.vault import IntegrityError, RecordNotFound, TooLarge, VaultError
 from medvault.vault.records import Upload, Vault, usable_key
@@ -91,6 +95,14 @@ class ExportBusy(ExportError):
 
 class ToolMissing(ExportError):
     pass
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What an import made: the records' uploads (committed) and the chart entries (as the chart shows them)."""
+
+    uploads: list[Upload]
+    entries: list[dict]
 
 
 @dataclass(frozen=True)
@@ -260,35 +272,45 @@ class Exports:
 
     def import_fhir(
         self,
-        owner_id: str,
-        keys: PrivateKeys,
+        desk: Desk,
         bundle: object,
         more_readers: Callable[[dict], list[tuple[str, str]]] | None = None,
         keep_head: int = 0,
-    ) -> list[Upload]:
-        """Create one record per DocumentReference, encrypted and signed like any upload; all or nothing."""
-        found = read_bundle(bundle)  # validates and maps everything but the files before any write
-        done: list[Upload] = []
+    ) -> Imported:
+        """Records for the DocumentReferences and chart occurrences for the clinical resources, in the patient's
+        own chart (`desk`); all or nothing, even if the process dies half-way.
+
+        Every file is encrypted into a blob first (fsynced, in place); then one transaction inserts every record
+        row, wrapped key and entry. Nothing is visible before it commits. On any failure the blobs are deleted;
+        after a crash (kill -9) the start-up sweep removes them, since no row names them."""
+        found = read_chart(bundle)  # validates and maps everything but the files before any write
+        uploads: list[Upload] = []
         try:
-            for imported in found:
-                upload = self._vault.begin_upload(owner_id, self._max_upload)
+            for imported in found.records:
+                upload = self._vault.begin_upload(desk.patient_id, self._max_upload)
                 upload.keep_head = keep_head
-                try:
-                    view = memoryview(imported.content)
-                    for start in range(0, len(view), CHUNK):
-                        upload.write(view[start : start + CHUNK])
-                    upload.finish(
-                        imported.metadata, imported.filename, imported.content_type, owner_id, keys, more_readers
-                    )
-                except BaseException:
-                    upload.abort()
-                    raise
-                done.append(upload)
+                uploads.append(upload)
+                view = memoryview(imported.content)
+                for start in range(0, len(view), CHUNK):
+                    upload.write(view[start : start + CHUNK])
+                upload.seal(imported.metadata, imported.filename, imported.content_type, desk.reader_id, desk.keys)
+            readers = [more_readers(u.metadata) if more_readers is not None else [] for u in uploads]
+            record_ids = [u.record_id for u in uploads]
+            now = time.time()
+            entries = [  # in Bundle order: 1 µs apart, since entries list by creation time
+                seal_entry(desk, str(uuid.uuid4()), "occurrence", cite(occ, record_ids), now + n / 1e6)
+                for n, occ in enumerate(found.occurrences)
+            ]
+            with self._engine.begin() as conn:
+                for upload, extra in zip(uploads, readers, strict=True):
+                    upload.insert(conn, extra)
+                if entries:
+                    conn.execute(insert(chart_entries), [row for row, _ in entries])
         except BaseException:
-            for upload in done:
-                self._vault.delete(upload.record_id, owner_id)
+            for upload in uploads:
+                upload.discard()
             raise
-        return done
+        return Imported(uploads, [body for _, body in entries])
 
     # Offline archives.
 

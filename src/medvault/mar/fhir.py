@@ -3,9 +3,9 @@
 A chart exports as a `collection` Bundle: the `Patient` (the account: id and username, nothing else), one
 `Practitioner` per distinct provider name and per registered specialist who wrote a record, one `Organization`
 per facility, and one `DocumentReference` per record with the file inline as `content.attachment.data`. A
-summary exports as a `document` Bundle whose first entry is a `Composition`. `read_bundle` maps such a Bundle
-back to metadata the vault accepts; export → import → export keeps every metadata field (empty text and empty
-lists excepted: FHIR has no empty strings, so they are left out).
+summary exports as a `document` Bundle whose first entry is a `Composition`. mar/fhirimport.py maps such a
+Bundle back; export → import → export keeps every metadata field (empty text and empty lists excepted: FHIR
+has no empty strings, so they are left out) and every occurrence.
 
 Every entry's `fullUrl` is `urn:uuid:<id>` and every reference points at one, so a Bundle resolves on its
 own. Mapping (metadata key → element):
@@ -27,7 +27,11 @@ own. Mapping (metadata key → element):
 | custom | extension `…/custom-field/<name, percent-encoded>`: valueString, valueDecimal, valueBoolean, valueDate |
 
 Occurrences (`occurrence_resource`) map to Encounter, Condition, Procedure, MedicationStatement or Observation
-with links to their source DocumentReferences; they are exported only, not imported.
+with links to their source DocumentReferences (`…/StructureDefinition/source`: record, pages, quote). The
+description is the resource's code text (an Observation note's `valueString`); a required code without one
+carries MedVault's occurrence-type coding instead. What a resource type has no element for (the exact
+occurrence type, the approximate flag, a Condition's or MedicationStatement's facility and further providers)
+goes into the `…/StructureDefinition/occurrence` extension, so nothing is lost on the way back.
 """
 
 from __future__ import annotations
@@ -38,13 +42,13 @@ import html
 import math
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from medvault.vault import VaultError
-from medvault.vault.metadata import valid_date, validate_metadata
+from medvault.vault.metadata import valid_date
 
 BASE = "https://medvault.example/fhir"
 USERNAME_SYSTEM = f"{BASE}/username"
@@ -52,15 +56,13 @@ TAG_SYSTEM = f"{BASE}/tag"
 CUSTOM_FIELD = f"{BASE}/StructureDefinition/custom-field/"
 FILENAME = f"{BASE}/StructureDefinition/filename"
 SOURCE = f"{BASE}/StructureDefinition/source"
+OCCURRENCE = f"{BASE}/StructureDefinition/occurrence"
+OCCURRENCE_TYPE = f"{BASE}/occurrence-type"  # the coding of a required code when an occurrence has no description
 LOINC = "http://loinc.org"
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 _LABELS = {"normal": ("N", "normal"), "restricted": ("R", "restricted"), "very-restricted": ("V", "very restricted")}
-_FROM_LABEL = {"U": "normal", "L": "normal", "M": "normal", "N": "normal", "R": "restricted", "V": "very-restricted"}
 _LOINC_CODE = re.compile(r"^\d{1,5}-\d$")
 _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-BUNDLE_TYPES = ("document", "message", "transaction", "transaction-response", "batch", "batch-response")
-BUNDLE_TYPES += ("history", "searchset", "collection")
-DOC_STATUS = ("current", "superseded", "entered-in-error")
 SUMMARY_TYPE = ("11488-4", "Consult note")
 
 
@@ -84,16 +86,6 @@ class ExportedRecord:
     metadata: dict
     uploaded_at: float
     uploader: Person
-    content: bytes
-
-
-@dataclass(frozen=True)
-class ImportedRecord:
-    """One DocumentReference mapped back: metadata ready for `Upload.finish`, and the file itself."""
-
-    metadata: dict
-    filename: str | None
-    content_type: str | None
     content: bytes
 
 
@@ -322,9 +314,10 @@ def occurrence_resource(occ: dict, directory: _Directory) -> dict:
     """One occurrence as a clinical resource.
 
     The shape is a chart occurrence entry's (mar/entries.py): `id`, `type` (one of OCCURRENCE_KINDS), `date`
-    (YYYY[-MM[-DD]]), optional `facility`, `providers` (a list of names), `description`, `citations` (a list of
-    `{"record", "pages"?, "quote"?}`). Citations become `…/StructureDefinition/source` extensions referencing
-    the DocumentReference (the urn of its entry), so every resource links back the same way whatever its type.
+    (YYYY[-MM[-DD]]), `approximate`, optional `facility`, `providers` (a list of names), `description`,
+    `citations` (a list of `{"record", "pages"?, "quote"?}`). Citations become `…/StructureDefinition/source`
+    extensions referencing the DocumentReference (the urn of its entry), so every resource links back the same
+    way whatever its type; the rest of what the type has no element for goes into the occurrence extension.
     """
     kind = occ.get("type")
     if kind not in OCCURRENCE_KINDS:
@@ -332,16 +325,19 @@ def occurrence_resource(occ: dict, directory: _Directory) -> dict:
     rid = occ.get("id") or str(uuid.uuid4())
     subject = _ref(directory.patient.id)
     date = occ.get("date") if valid_date(occ.get("date")) else None
-    text = occ.get("description") or kind.replace("-", " ")
+    text = occ.get("description")
+    concept = {"text": text} if text else None
+    untitled = {"coding": [{"system": OCCURRENCE_TYPE, "code": kind, "display": kind.replace("-", " ")}]}
     people = [_ref(directory.provider(p)) for p in occ.get("providers") or [] if p]
     facility = _ref(directory.organization(occ["facility"])) if occ.get("facility") else None
+    unplaced = []  # providers and facility the resource type has no element for
     res: dict
     if kind == "encounter":
         res = {
             "resourceType": "Encounter",
             "status": "finished",
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK"},
-            "type": [{"text": text}],
+            **({"type": [concept]} if concept else {}),
             "subject": subject,
         }
         if date:
@@ -356,15 +352,17 @@ def occurrence_resource(occ: dict, directory: _Directory) -> dict:
         res = {
             "resourceType": "Condition",
             "category": [{"coding": [{"system": system, "code": category}], "text": kind}],
-            "code": {"text": text},
+            **({"code": concept} if concept else {}),
             "subject": subject,
         }
         if date:
             res["onsetDateTime"] = date
         if people:
             res["asserter"] = people[0]
+        unplaced = [("provider", p) for p in people[1:]] + ([("facility", facility)] if facility else [])
     elif kind == "procedure":
-        res = {"resourceType": "Procedure", "status": "completed", "code": {"text": text}, "subject": subject}
+        res = {"resourceType": "Procedure", "status": "completed", **({"code": concept} if concept else {})}
+        res["subject"] = subject
         if date:
             res["performedDateTime"] = date
         on_behalf = {"onBehalfOf": facility} if facility else {}
@@ -376,233 +374,39 @@ def occurrence_resource(occ: dict, directory: _Directory) -> dict:
         res = {
             "resourceType": "MedicationStatement",
             "status": "completed",
-            "medicationCodeableConcept": {"text": text},
+            "medicationCodeableConcept": concept or untitled,
             "subject": subject,
         }
         if date:
             res["effectiveDateTime"] = date
         if people:
             res["informationSource"] = people[0]
+        unplaced = [("provider", p) for p in people[1:]] + ([("facility", facility)] if facility else [])
     else:
         res = {
             "resourceType": "Observation",
             "status": "final",
-            "code": {"text": "Note" if kind == "note" else text},
+            "code": {"text": "Note"} if kind == "note" else concept or untitled,
             "subject": subject,
         }
-        if kind == "note":
+        if kind == "note" and text:
             res["valueString"] = text
         if date:
             res["effectiveDateTime"] = date
         if people or facility:
             res["performer"] = [*people, *([facility] if facility else [])]
-    sources = []
+    extensions = []
     for source in occ.get("citations") or []:
         parts = [{"url": "record", "valueReference": _ref(source["record"])}]
         if source.get("pages"):
             parts.append({"url": "pages", "valueString": str(source["pages"])})
         if source.get("quote"):
             parts.append({"url": "quote", "valueString": source["quote"]})
-        sources.append({"url": SOURCE, "extension": parts})
-    return {"resourceType": res.pop("resourceType"), "id": rid, **({"extension": sources} if sources else {}), **res}
-
-
-# Import.
-
-
-def validation_message(exc: Exception) -> str:
-    """A pydantic ValidationError as `path: problem` lines, without echoing the (possibly huge) input."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            found = errors(include_input=False, include_url=False)
-        except TypeError:
-            found = errors()
-        lines = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in found[:5]]
-        more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
-        return "; ".join(lines) + more
-    return str(exc)[:300]
-
-
-def validate_bundle(data: object) -> None:
-    """Check a Bundle against the R4B models (structure, types, required elements); FhirError if not."""
-    from fhir.resources.R4B.bundle import Bundle  # imported late: loading the models takes a moment
-
-    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
-        raise FhirError("Malformed FHIR: expected a Bundle resource")
-    try:
-        Bundle.model_validate(data)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise FhirError(f"Malformed FHIR: {validation_message(exc)}") from None
-    except (LookupError, TypeError, AttributeError) as exc:  # e.g. an unknown resourceType
-        raise FhirError(f"Malformed FHIR: unknown or invalid resource ({str(exc)[:100]})") from None
-    if data.get("type") not in BUNDLE_TYPES:
-        raise FhirError(f"Malformed FHIR: Bundle.type must be one of {', '.join(BUNDLE_TYPES)}")
-
-
-def _index(entries: list[dict]) -> dict[str, dict]:
-    found: dict[str, dict] = {}
-    for entry in entries:
-        resource = entry.get("resource") or {}
-        if entry.get("fullUrl"):
-            found[entry["fullUrl"]] = resource
-        if resource.get("id"):
-            found[f"{resource.get('resourceType')}/{resource['id']}"] = resource
-    return found
-
-
-def _resolve(ref: dict, index: dict[str, dict]) -> dict | None:
-    target = ref.get("reference") or ""
-    if target in index:
-        return index[target]
-    tail = "/".join(target.rstrip("/").split("/")[-2:])  # an absolute URL ending in Type/id
-    return index.get(tail)
-
-
-def _concept_text(concept: dict | None, prefer_loinc: bool = False) -> str | None:
-    if not concept:
-        return None
-    codings = concept.get("coding") or []
-    if prefer_loinc:
-        for coding in codings:
-            if coding.get("system") == LOINC and coding.get("code"):
-                return coding["code"]
-    if concept.get("text"):
-        return concept["text"]
-    for coding in codings:
-        if coding.get("display") or coding.get("code"):
-            return coding.get("display") or coding.get("code")
-    return None
-
-
-def _person_name(resource: dict) -> str | None:
-    for name in resource.get("name") or []:
-        if name.get("text"):
-            return name["text"]
-        parts = [*name.get("prefix", []), *name.get("given", []), name.get("family"), *name.get("suffix", [])]
-        joined = " ".join(p for p in parts if p)
-        if joined:
-            return joined
-    return None
-
-
-def _is_account(resource: dict) -> bool:
-    return any(i.get("system") == USERNAME_SYSTEM for i in resource.get("identifier") or [])
-
-
-def _custom_value(ext: dict) -> object:
-    for key in ("valueString", "valueDate", "valueBoolean", "valueDecimal", "valueInteger", "valueCode"):
-        if key in ext:
-            return ext[key]
-    raise FhirError(f"custom field extension {ext['url']!r} has no value of a supported type")
-
-
-def _partial_date(value: str | None, what: str, where: str) -> str | None:
-    """A FHIR date/dateTime cut to the day (or kept at year / month precision)."""
-    if not value:
-        return None
-    date = value[:10]
-    if not valid_date(date):
-        raise FhirError(f"{where}: {what} {value!r} is not a date")
-    return date
-
-
-def _content(attachment: dict, where: str) -> bytes:
-    try:
-        content = base64.b64decode(attachment["data"], validate=True)
-    except ValueError:
-        raise FhirError(f"{where}: attachment data is not valid base64") from None
-    if "size" in attachment and attachment["size"] != len(content):
-        raise FhirError(f"{where}: attachment size {attachment['size']} does not match its data ({len(content)})")
-    if attachment.get("hash"):
-        sha1 = base64.b64encode(hashlib.sha1(content, usedforsecurity=False).digest()).decode("ascii")
-        if attachment["hash"] != sha1:
-            raise FhirError(f"{where}: attachment hash does not match its data")
-    return content
-
-
-def _document(doc: dict, index: dict[str, dict], where: str, decode: bool = True) -> ImportedRecord:
-    """Map one DocumentReference; with `decode=False` only check it (the file is left out: cheap)."""
-    if doc.get("status") not in DOC_STATUS:
-        raise FhirError(f"{where}: status must be one of {', '.join(DOC_STATUS)}")
-    attachment = next((c["attachment"] for c in doc.get("content") or [] if c.get("attachment", {}).get("data")), None)
-    if attachment is None:
-        raise FhirError(f"{where}: no attachment with inline data (attachments by URL are not fetched)")
-    content = _content(attachment, where) if decode else b""
-    meta: dict = {}
-    if attachment.get("title"):
-        meta["title"] = attachment["title"]
-    if doc.get("description"):
-        meta["description"] = doc["description"]
-    if (kind := _concept_text(doc.get("type"), prefer_loinc=True)) is not None:
-        meta["type"] = kind
-    categories = [c for c in (_concept_text(c) for c in doc.get("category") or []) if c]
-    if categories:
-        meta["category"] = categories[0]
-    if (creation := _partial_date(attachment.get("creation"), "attachment.creation", where)) is not None:
-        meta["document_date"] = creation
-    period = (doc.get("context") or {}).get("period") or {}
-    if (service := _partial_date(period.get("start") or period.get("end"), "context.period", where)) is not None:
-        meta["service_date"] = service
-    providers = []
-    for author in doc.get("author") or []:
-        target = _resolve(author, index)
-        if target is None:
-            if author.get("display") and (author.get("type") in (None, "Practitioner")):
-                providers.append(author["display"])
-            continue
-        if target.get("resourceType") == "Practitioner" and not _is_account(target):
-            name = _person_name(target) or author.get("display")
-            if name:
-                providers.append(name)
-    if providers:
-        meta["provider"] = providers
-    custodian = doc.get("custodian")
-    if custodian:
-        target = _resolve(custodian, index)
-        facility = (target or {}).get("name") or custodian.get("display")
-        if facility:
-            meta["facility"] = facility
-    tags = [t.get("display") or t.get("code") for t in (doc.get("meta") or {}).get("tag") or []]
-    if any(tags):
-        meta["tags"] = [t for t in tags if t]
-    custom = {}
-    for ext in doc.get("extension") or []:
-        if ext.get("url", "").startswith(CUSTOM_FIELD):
-            custom[unquote(ext["url"][len(CUSTOM_FIELD) :])] = _custom_value(ext)
-    if custom:
-        meta["custom"] = custom
-    for label in doc.get("securityLabel") or []:
-        for coding in label.get("coding") or []:
-            if coding.get("system") == CONFIDENTIALITY_SYSTEM and coding.get("code") in _FROM_LABEL:
-                meta["confidentiality"] = _FROM_LABEL[coding["code"]]
-    try:
-        meta = validate_metadata(meta)
-    except VaultError as exc:
-        raise FhirError(f"{where}: {exc}") from None
-    filename = next((e.get("valueString") for e in attachment.get("extension") or [] if e.get("url") == FILENAME), None)
-    return ImportedRecord(meta, filename or meta.get("title"), attachment.get("contentType"), content)
-
-
-def read_bundle(data: object, max_records: int = 10_000) -> Iterator[ImportedRecord]:
-    """Validate a Bundle, then yield its DocumentReferences as records (a generator: files decode one by one).
-
-    The whole Bundle is validated, and every DocumentReference mapped once without decoding its file, before
-    this returns, so malformed structure or metadata fails before anything is written. Bad base64, a size or
-    hash mismatch, or the vault refusing a file show up only while iterating: a caller must undo what it wrote.
-    """
-    validate_bundle(data)
-    entries = data.get("entry") or []
-    index = _index(entries)
-    docs = [
-        (n, e["resource"])
-        for n, e in enumerate(entries)
-        if (e.get("resource") or {}).get("resourceType") == "DocumentReference"
+        extensions.append({"url": SOURCE, "extension": parts})
+    details = [
+        {"url": "type", "valueCode": kind},
+        {"url": "approximate", "valueBoolean": bool(occ.get("approximate"))},
+        *({"url": name, "valueReference": ref} for name, ref in unplaced),
     ]
-    if not docs:
-        raise FhirError("The Bundle holds no DocumentReference to import")
-    if len(docs) > max_records:
-        raise FhirError(f"At most {max_records} DocumentReferences per import")
-    for n, doc in docs:
-        _document(doc, index, f"entry[{n}] DocumentReference", decode=False)
-    return (_document(doc, index, f"entry[{n}] DocumentReference") for n, doc in docs)
+    extensions.append({"url": OCCURRENCE, "extension": details})
+    return {"resourceType": res.pop("resourceType"), "id": rid, "extension": extensions, **res}

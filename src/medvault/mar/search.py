@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain, islice
 
@@ -32,18 +32,21 @@ from medvault.crypto.envelope import canonical_json
 from medvault.crypto.keyring import open_sealed, seal
 from medvault.crypto.passwords import derive_subkey
 from medvault.db.schema import record_keys, sessions, shares
+from medvault.mar import recordtext
 from medvault.mar.index import (
     COLUMNS,
-    TEXT_BYTES,
+    JSON_COLUMNS,
     IndexStore,
     Segment,
     is_text,
     item_at,
+    items_at,
     make_row,
     normalise,
     to_rows,
     words,
 )
+from medvault.mar.pdftext import is_pdf
 from medvault.vault import IntegrityError, RecordNotFound, VaultError
 from medvault.vault.metadata import CONFIDENTIALITY, valid_date
 from medvault.vault.records import Upload, Vault
@@ -233,6 +236,10 @@ class ReaderIndex:
 
     def item(self, i: int) -> dict:
         return item_at(self.cols, i)
+
+    def items(self, rows: Iterable[int]) -> list[dict]:
+        """Many rows as `item` shows them; the JSON columns are parsed once for all of them and kept."""
+        return items_at(self.cols, {col: self.parsed(col) for col in JSON_COLUMNS}, rows)
 
     # Derived structures, each built on first use and kept until the rows change.
 
@@ -541,16 +548,13 @@ class Search:
         """Open a readable record once (HPKE, signature check) and make its index row."""
         try:
             record = self._vault.open(record_id, session.user_id, session.keys)
-            text = None
-            if is_text(record.metadata.get("content_type")):
-                end = min(record.size, TEXT_BYTES)
-                text = b"".join(self._vault.read_range(record, 0, end)).decode("utf-8", "replace")
+            found = recordtext.read(self._vault, record)
         except RecordNotFound:
             return None  # revoked or deleted meanwhile
         except IntegrityError:
             entry.failed.add(record_id)  # not indexable; opening it says why
             return None
-        return make_row(record.as_json(), text)
+        return make_row(record.as_json(), found.text if found else None)
 
     def _drop_dead(self, entry: ReaderIndex) -> None:
         """Rewrite segments holding rows of records no longer readable (or duplicates)."""
@@ -577,29 +581,57 @@ class Search:
     # Entry points.
 
     def index_upload(self, session: Session, upload: Upload) -> None:
-        """Add the uploader's own row at upload time; on failure the next search builds it from the record."""
+        self.index_uploads(session, [upload])
+
+    def index_uploads(self, session: Session, uploads: list[Upload]) -> None:
+        """Add the uploader's own rows at upload time, in one segment write (an import brings thousands); on
+        failure the next search builds them from the records. Callers run this off the event loop."""
         try:
-            meta = upload.metadata
-            text = bytes(upload.head).decode("utf-8", "replace") if is_text(meta.get("content_type")) else None
-            item = {
-                "id": upload.record_id,
-                **meta,
-                "size": upload.size,
-                "uploaded_at": upload.created_at,
-                "signed_by": session.username,
-                "signature_valid": True,
-            }
-            row = make_row(item, text)
+            rows = [self._own_row(session, upload) for upload in uploads]
+            if not rows:
+                return
             with self._cache_lock:
                 entry = self._cache.get(session.id)
             if entry is None:
-                self.store.append(session.user_id, self.store.index_key(session.user_id, session.keys), [row])
+                self.store.append(session.user_id, self.store.index_key(session.user_id, session.keys), rows)
                 return
             with entry.lock:
-                written = self.store.append(session.user_id, entry.key, [row])
+                written = self.store.append(session.user_id, entry.key, rows)
                 entry.segments.update({s.seq: s for s in written})
-        except Exception:  # the record is stored; indexing catches up at the next search
+        except Exception:  # the records are stored; indexing catches up at the next search
             log.exception("search index update after upload failed")
+
+    def _own_row(self, session: Session, upload: Upload) -> dict:
+        """The index row of a record the session just uploaded.
+
+        A text file's words come from the head the upload kept in memory; a PDF needs all its bytes, so the
+        committed record is opened and read back (see mar/recordtext.py)."""
+        meta = upload.metadata
+        text = None
+        if is_pdf(meta.get("content_type")):
+            found = recordtext.read(self._vault, self._vault.open(upload.record_id, session.user_id, session.keys))
+            text = found.text if found else None
+        elif is_text(meta.get("content_type")):
+            text = recordtext.of_text_head(bytes(upload.head), upload.size).text
+        item = {
+            "id": upload.record_id,
+            **meta,
+            "size": upload.size,
+            "uploaded_at": upload.created_at,
+            "signed_by": session.username,
+            "signature_valid": True,
+        }
+        return make_row(item, text)
+
+    def items(self, session: Session, record_ids: Iterable[str]) -> list[dict]:
+        """The listings (as `GET /api/v1/records` shows them) of those records this session's reader may find,
+        from the session's index: however many there are, no record is opened (the chart's views use this)."""
+        self.sweep()
+        entry = self._entry(session)
+        with entry.lock:
+            self.refresh(entry, session)
+            pos, visible = entry.pos, entry.visible
+            return entry.items(pos[rid] for rid in record_ids if pos.get(rid) in visible)
 
     def search(self, session: Session, data: dict) -> dict:
         query = parse_query(data)

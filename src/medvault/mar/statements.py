@@ -1,5 +1,8 @@
 """Witness statements side by side: word-level differences between each pair, and the marks made on them.
 
+A statement read from a record carries that record's text, taken when the statement was written: a text
+file's, or a PDF's pages (mar/recordtext.py). A scan without a text layer has none and cannot be compared.
+
 Words are whitespace-separated tokens compared exactly (`difflib.SequenceMatcher`, no junk heuristic), so a
 changed time ("9pm" / "11pm") or place shows as a `replace` segment. Agreements and contradictions are
 `mark` entries naming two or more statements.
@@ -41,7 +44,9 @@ def compare(chart: Chart, desk: Desk, ids: object) -> dict:
         raise ChartError(f"Statement(s) not found in this chart: {', '.join(missing)}", 404)
     textless = [i for i in wanted if "text" not in found[i]["data"]]
     if textless:
-        raise ChartError(f"Statement(s) without text to compare (a PDF is not read): {', '.join(textless)}")
+        raise ChartError(
+            f"Statement(s) without text to compare (a record with no readable text): {', '.join(textless)}"
+        )
     pairs = []
     for a, b in itertools.combinations(wanted, 2):
         segments, similarity = diff(found[a]["data"]["text"], found[b]["data"]["text"])

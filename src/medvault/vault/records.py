@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, insert, or_, select
+from sqlalchemy import Engine, delete, insert, or_, select, update
 
 from medvault.blobs.store import BlobStore
 from medvault.crypto import CryptoError
@@ -51,7 +51,8 @@ def _meta_ad(record_id: str, version: int, kind: str) -> bytes:
 
 
 class Upload:
-    """One record being received: feed plaintext with `write`, then `finish` or `abort`."""
+    """One record being received: feed plaintext with `write`, then `finish` or `abort` (or `seal`, then
+    `insert` in a transaction of the caller's or `discard`)."""
 
     def __init__(self, vault: Vault, owner_id: str, max_bytes: int):
         self.record_id = str(uuid.uuid4())
@@ -71,6 +72,7 @@ class Upload:
         self.created_at = 0.0
         self.supersedes: str | None = None  # set by the caller for a new version of an existing record
         self._mac = None
+        self._row: dict | None = None  # made by `seal`
 
     def keep_duplicate_hash(self, key: bytes) -> None:
         """Also compute HMAC-SHA256(key, plaintext): the keyed hash that finds exact duplicates in one chart."""
@@ -97,6 +99,26 @@ class Upload:
         more_readers: Callable[[dict], list[tuple[str, str]]] | None = None,
     ) -> str:
         """Seal and commit; `more_readers(metadata)` names (reader, share) pairs that get the key too."""
+        self.seal(metadata, filename, content_type, uploader_id, uploader_keys)
+        try:
+            extra = more_readers(self.metadata) if more_readers is not None else []
+            with self._vault._engine.begin() as conn:
+                self.insert(conn, extra)
+        except Exception:
+            self.discard()
+            raise
+        return self.record_id
+
+    def seal(
+        self,
+        metadata: dict,
+        filename: str | None,
+        content_type: str | None,
+        uploader_id: str,
+        uploader_keys: PrivateKeys,
+    ) -> None:
+        """Finish the blob (fsynced and in place) and make the record row, not yet committed: `insert` commits
+        it in the caller's transaction (an import commits all its records at once) and `discard` undoes it."""
         if self.size == 0:
             raise VaultError("The file is empty")
         meta = validate_metadata(metadata)
@@ -132,14 +154,18 @@ class Upload:
             "supersedes": self.supersedes,
         }
         row["blob"] = self._blob.commit()
-        try:
-            extra = more_readers(meta) if more_readers is not None else []
-            self._vault.insert(row, self._key, readers=[(self._owner_id, None), *extra])
-        except Exception:
-            self._vault.blobs.delete(row["blob"])
-            raise
-        self.metadata, self.created_at = meta, row["created_at"]
-        return self.record_id
+        self._row, self.metadata, self.created_at = row, meta, row["created_at"]
+
+    def insert(self, conn, more_readers: list[tuple[str, str]]) -> None:
+        """Insert the sealed record, its key wrapped to the owner and to each (reader, share) pair, in `conn`'s
+        transaction: the record is visible once that commits."""
+        self._vault.insert(conn, self._row, self._key, [(self._owner_id, None), *more_readers])
+
+    def discard(self) -> None:
+        """Remove every trace of an upload whose row was not committed: the temp file, or the sealed blob."""
+        self._blob.abort()
+        if self._row is not None:
+            self._vault.blobs.delete(self._row["blob"])
 
     def abort(self) -> None:
         self._blob.abort()
@@ -177,14 +203,13 @@ class Vault:
     def begin_upload(self, owner_id: str, max_bytes: int) -> Upload:
         return Upload(self, owner_id, max_bytes)
 
-    def insert(self, row: dict, key: DataKey, readers: list[tuple[str, str | None]]) -> None:
-        """Commit the record row with its data key wrapped to each (reader, share) pair."""
+    def insert(self, conn, row: dict, key: DataKey, readers: list[tuple[str, str | None]]) -> None:
+        """Insert the record row with its data key wrapped to each (reader, share) pair, in `conn`'s transaction."""
         ids = [reader for reader, _ in readers]
-        with self._engine.begin() as conn:
-            publics = dict(conn.execute(select(users.c.id, users.c.x25519_public).where(users.c.id.in_(ids))).all())
-            conn.execute(insert(records).values(**row))
-            for reader, share_id in readers:
-                self.grant(conn, row["id"], reader, publics[reader], key, share_id, row["created_at"])
+        publics = dict(conn.execute(select(users.c.id, users.c.x25519_public).where(users.c.id.in_(ids))).all())
+        conn.execute(insert(records).values(**row))
+        for reader, share_id in readers:
+            self.grant(conn, row["id"], reader, publics[reader], key, share_id, row["created_at"])
 
     @staticmethod
     def grant(
@@ -378,6 +403,34 @@ class Vault:
                 )
             ).all()
         return [(r.reader_id, r.share_id) for r in rows]
+
+    def link_version(self, older_id: str, newer_id: str, owner_id: str, keys: PrivateKeys) -> None:
+        """Make an existing record the newer version of another of the same owner (a duplicate judged so).
+
+        Nothing is re-encrypted or re-signed: the newer record keeps its id, its data key and its uploader's
+        signature (a specialist's summary stays theirs). As for an uploaded version, readers holding a live
+        share of the older record get the newer one's key too. The caller checks the chain first (no fork, no
+        cycle); the unique `supersedes` column still refuses a fork made meanwhile (sqlalchemy IntegrityError).
+        """
+        key = self.data_key(newer_id, owner_id, keys)
+        readers = self.live_readers(older_id, owner_id)
+        now = time.time()
+        with self._engine.begin() as conn:
+            linked = conn.execute(
+                update(records)
+                .where(records.c.id == newer_id, records.c.owner_id == owner_id, records.c.supersedes.is_(None))
+                .values(supersedes=older_id)
+            ).rowcount
+            if not linked:
+                raise RecordNotFound
+            holding = set(
+                conn.execute(select(record_keys.c.reader_id).where(record_keys.c.record_id == newer_id)).scalars()
+            )
+            wanted = [(reader, share) for reader, share in readers if reader not in holding]
+            ids = [reader for reader, _ in wanted]
+            publics = dict(conn.execute(select(users.c.id, users.c.x25519_public).where(users.c.id.in_(ids))).all())
+            for reader, share_id in wanted:
+                self.grant(conn, newer_id, reader, publics[reader], key, share_id, now)
 
     def referenced_blobs(self) -> set[str]:
         with self._engine.connect() as conn:

@@ -188,13 +188,13 @@ async def store_upload(request: Request, session: Session, csrf_check=None, prev
     except BaseException:
         upload.abort()
         raise
-    return committed(request, session, upload, record_id)
+    return await run_in_threadpool(committed, request, session, upload, record_id)  # a PDF's text is read back
 
 
 def begin_own_upload(medvault, session: Session, limit: int, previous: OpenRecord | None = None):
     """An upload by the session's user, keeping what the search index and the duplicate check need."""
     upload = medvault.vault.begin_upload(session.user_id, limit)
-    upload.keep_head = TEXT_BYTES  # text files' words go into the uploader's sealed search index
+    upload.keep_head = TEXT_BYTES  # text files' words go into the uploader's sealed search index (PDFs: read back)
     upload.keep_duplicate_hash(duplicate_key(medvault.search.store, session.user_id, session.keys))
     if previous is not None:
         upload.supersedes = previous.id

@@ -21,6 +21,8 @@ from medvault.web import (
     api,
     chartpages,
     charts,
+    dashboard,
+    duplicatepages,
     errors,
     exports,
     pages,
@@ -47,7 +49,9 @@ def create_app(medvault: MedVault, guard: ServerGuard | None = None) -> Starlett
         *versions_api.routes,
         *exports.routes,
         *charts.routes,
+        *duplicatepages.routes,  # before pages: /records/duplicates is not a record id
         *pages.routes,
+        *dashboard.routes,
         *adminpages.routes,
         *sharepages.routes,
         *chartpages.routes,

@@ -1,6 +1,7 @@
-"""Chart workspace pages: the chronology (split around an incident, gaps, candidates, CSV), occurrences and
+"""Chart workspace pages: the chronology (split around an incident, gaps, candidates, CSV, PDF), occurrences and
 annotations, witness statements compared word by word with agreement/contradiction marks, the standards-of-care
-checklist and the professionals with merge suggestions.
+checklist and the professionals with merge suggestions; injuries, the chart's annotations, and each entry on a
+page of its own with its citations and everything linked to it (how entries are shown: web/entryview.py).
 
 The patient's own chart is under `/chart`; a specialist works on a shared one under
 `/patients/{username}/chart`. Every form posts a CSRF token and calls the chart services the JSON API calls;
@@ -9,7 +10,7 @@ reads enter the audit trail as the API's do. Nothing about the patient's health 
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -18,9 +19,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from medvault.mar import chronology as chrono
-from medvault.mar import professionals, statements
-from medvault.mar.entries import OCCURRENCE_TYPES, STATUSES, ChartError
+from medvault.mar import professionals, recordtext, statements
+from medvault.mar.entries import OCCURRENCE_TYPES, STATUSES, ChartError, canonical_id
+from medvault.web import entryview
+from medvault.web.charts import chronology_file
 from medvault.web.clientip import client_ip
+from medvault.web.entryview import chart_base
 from medvault.web.pages import render, render_error
 from medvault.web.security import check_csrf, require_session, vault_of
 
@@ -54,10 +58,6 @@ async def _form(request: Request, session) -> Form:
     form = Form(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     check_csrf(request, session, form.get("csrf_token"))
     return form
-
-
-def _base(desk) -> str:
-    return "/chart" if desk.role == "patient" else f"/patients/{quote(desk.patient, safe='')}/chart"
 
 
 async def _desk(request: Request):
@@ -162,7 +162,7 @@ async def _chronology_page(request: Request, session, chart, desk, form: Form | 
         "chart.html",
         status,
         desk=desk,
-        base=_base(desk),
+        base=chart_base(desk),
         result=result,
         sections=sections,
         gaps_before=gaps_before,
@@ -185,17 +185,23 @@ async def chart_page(request: Request) -> Response:
     return await _chronology_page(request, session, chart, desk, form, notice=notice)
 
 
-@_chart_errors
-async def chronology_csv_page(request: Request) -> Response:
+async def _chronology_download(request: Request):
+    """The chronology with the form's filters, for a download; the read is audited like the page."""
     session, chart, desk = await _desk(request)
     form = await _form(request, session)
     result = await run_in_threadpool(chrono.chronology, chart, desk, _chronology_body(form))
     _viewed(request, chart, desk)
-    return Response(
-        chrono.to_csv(result),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": 'attachment; filename="chronology.csv"', "cache-control": "no-store"},
-    )
+    return chart, desk, result
+
+
+@_chart_errors
+async def chronology_csv_page(request: Request) -> Response:
+    return await chronology_file("csv", *await _chronology_download(request))
+
+
+@_chart_errors
+async def chronology_pdf_page(request: Request) -> Response:
+    return await chronology_file("pdf", *await _chronology_download(request))
 
 
 @_chart_errors
@@ -215,7 +221,7 @@ async def occurrence_add_page(request: Request) -> Response:
         await run_in_threadpool(chart.add, desk, "occurrence", data, client_ip(request.scope))
     except ChartError as exc:
         return await _chronology_page(request, session, chart, desk, None, exc.status, error=str(exc), draft=form.first)
-    return RedirectResponse(f"{_base(desk)}?done=added", 303)
+    return RedirectResponse(f"{chart_base(desk)}?done=added", 303)
 
 
 @_chart_errors
@@ -231,7 +237,7 @@ async def annotation_add_page(request: Request) -> Response:
         await run_in_threadpool(chart.add, desk, "annotation", data, client_ip(request.scope))
     except ChartError as exc:
         return await _chronology_page(request, session, chart, desk, None, exc.status, error=str(exc))
-    return RedirectResponse(f"{_base(desk)}?done=annotated", 303)
+    return RedirectResponse(f"{chart_base(desk)}?done=annotated", 303)
 
 
 # --- statements ---------------------------------------------------------------------------------------------
@@ -241,13 +247,13 @@ async def _statements_page(request: Request, chart, desk, status: int = 200, **e
     items = [e for e in await run_in_threadpool(chart.entries, desk, ("statement",)) if "data" in e]
     records = await run_in_threadpool(_records, chart, desk)
     _viewed(request, chart, desk)
-    text_records = [r for r in records.values() if (r.get("content_type") or "").startswith("text/")]
+    text_records = [r for r in records.values() if recordtext.has_text(r.get("content_type"))]
     return render(
         request,
         "chart_statements.html",
         status,
         desk=desk,
-        base=_base(desk),
+        base=chart_base(desk),
         statements=items,
         text_records=text_records,
         **extra,
@@ -276,7 +282,7 @@ async def statement_add_page(request: Request) -> Response:
         await run_in_threadpool(chart.add, desk, "statement", data, client_ip(request.scope))
     except ChartError as exc:
         return await _statements_page(request, chart, desk, exc.status, error=str(exc), draft=form.first)
-    return RedirectResponse(f"{_base(desk)}/statements?done=added", 303)
+    return RedirectResponse(f"{chart_base(desk)}/statements?done=added", 303)
 
 
 def _compared(result: dict) -> dict:
@@ -307,7 +313,9 @@ async def compare_page(request: Request) -> Response:
     except ChartError as exc:
         return await _statements_page(request, chart, desk, exc.status, error=str(exc))
     _viewed(request, chart, desk)
-    return render(request, "chart_compare.html", desk=desk, base=_base(desk), result=_compared(result), notice=notice)
+    return render(
+        request, "chart_compare.html", desk=desk, base=chart_base(desk), result=_compared(result), notice=notice
+    )
 
 
 # --- standards of care ----------------------------------------------------------------------------------------
@@ -323,7 +331,7 @@ async def _standards_page(request: Request, chart, desk, status: int = 200, **ex
         "chart_standards.html",
         status,
         desk=desk,
-        base=_base(desk),
+        base=chart_base(desk),
         result=result,
         records=records,
         occurrences={o["id"]: o for o in occurrences},
@@ -357,7 +365,7 @@ async def standard_add_page(request: Request) -> Response:
         await run_in_threadpool(chart.add, desk, "standard", data, client_ip(request.scope))
     except ChartError as exc:
         return await _standards_page(request, chart, desk, exc.status, error=str(exc), draft=form.first)
-    return RedirectResponse(f"{_base(desk)}/standards?done=added", 303)
+    return RedirectResponse(f"{chart_base(desk)}/standards?done=added", 303)
 
 
 # --- professionals ----------------------------------------------------------------------------------------------
@@ -366,7 +374,7 @@ async def standard_add_page(request: Request) -> Response:
 async def _professionals_page(request: Request, chart, desk, status: int = 200, **extra) -> Response:
     result = await run_in_threadpool(professionals.directory, chart, desk)
     _viewed(request, chart, desk)
-    return render(request, "chart_professionals.html", status, desk=desk, base=_base(desk), result=result, **extra)
+    return render(request, "chart_professionals.html", status, desk=desk, base=chart_base(desk), result=result, **extra)
 
 
 @_chart_errors
@@ -387,13 +395,116 @@ async def merge_page(request: Request) -> Response:
         await run_in_threadpool(chart.add, desk, "merge", data, client_ip(request.scope))
     except ChartError as exc:
         return await _professionals_page(request, chart, desk, exc.status, error=str(exc))
-    return RedirectResponse(f"{_base(desk)}/professionals?done=merged", 303)
+    return RedirectResponse(f"{chart_base(desk)}/professionals?done=merged", 303)
+
+
+# --- one entry and what is linked to it; injuries; annotations ------------------------------------------------
+
+
+def _entry_view(chart, desk, entry_id: str) -> dict:
+    """One entry's page: its fields, what it is about, its citations, and each linked entry with its relation."""
+    result = chart.entry_with_links(desk, entry_id)
+    entry, linked = result["entry"], result["linked"]
+    records = {r["id"]: r for r in result["records"]}
+    base = chart_base(desk)
+    return {
+        "entry": entryview.card(entry),
+        "about": entryview.about(entry, records, {e["id"]: e for e in linked}, base),
+        "citations": entryview.citations(entry, records),
+        "linked": [{**entryview.card(e), "relation": entryview.relation(entry, e)} for e in linked],
+    }
+
+
+@_chart_errors
+async def entry_page(request: Request) -> Response:
+    """One entry with its citations (to the page) and everything linked to it, both ways."""
+    _, chart, desk = await _desk(request)
+    try:
+        entry_id = canonical_id(request.path_params["id"], "entry id")
+    except ChartError:
+        raise ChartError("Entry not found", 404) from None
+    view = await run_in_threadpool(_entry_view, chart, desk, entry_id)
+    _viewed(request, chart, desk)
+    notice = "Injury recorded." if request.query_params.get("done") == "added" else None
+    return render(request, "chart_entry.html", desk=desk, base=chart_base(desk), notice=notice, **view)
+
+
+def _by_date(entries: list[dict]) -> list[dict]:
+    return sorted(entries, key=lambda e: (e["data"].get("date") or "", e["created_at"]))
+
+
+async def _injuries_page(request: Request, chart, desk, status: int = 200, **extra) -> Response:
+    kinds = ("injury", "occurrence", "annotation")
+    entries = [e for e in await run_in_threadpool(chart.entries, desk, kinds) if "data" in e]
+    records = await run_in_threadpool(_records, chart, desk)
+    _viewed(request, chart, desk)
+    of = {kind: [e for e in entries if e["kind"] == kind] for kind in kinds}
+    return render(
+        request,
+        "chart_injuries.html",
+        status,
+        desk=desk,
+        base=chart_base(desk),
+        injuries=[entryview.card(e) for e in _by_date(of["injury"])],
+        occurrences=[entryview.card(e) for e in _by_date(of["occurrence"])],
+        notes=[entryview.card(e) for e in of["annotation"]],
+        records=records,
+        **extra,
+    )
+
+
+@_chart_errors
+async def injuries_page(request: Request) -> Response:
+    _, chart, desk = await _desk(request)
+    return await _injuries_page(request, chart, desk)
+
+
+@_chart_errors
+async def injury_add_page(request: Request) -> Response:
+    """An injury linking its contributing occurrences and notes; its own page shows them."""
+    session, chart, desk = await _desk(request)
+    form = await _form(request, session)
+    data: dict = {
+        "date": form.text("date"),
+        "occurrences": form.all("occurrences"),
+        "notes": form.all("notes"),
+        "citations": _citations(form),
+    }
+    for key in ("body_site", "mechanism", "severity", "description"):
+        if form.text(key):
+            data[key] = form.text(key)
+    if form.get("approximate") == "yes":
+        data["approximate"] = True
+    try:
+        entry = await run_in_threadpool(chart.add, desk, "injury", data, client_ip(request.scope))
+    except ChartError as exc:
+        draft = {**form.first, "occurrences": form.all("occurrences"), "notes": form.all("notes")}
+        return await _injuries_page(request, chart, desk, exc.status, error=str(exc), draft=draft)
+    return RedirectResponse(f"{chart_base(desk)}/entries/{entry['id']}?done=added", 303)
+
+
+@_chart_errors
+async def annotations_page(request: Request) -> Response:
+    """Every annotation in the chart, newest first, each with what it is about."""
+    _, chart, desk = await _desk(request)
+    entries = await run_in_threadpool(chart.entries, desk, ("annotation", "occurrence", "injury"))
+    records = await run_in_threadpool(_records, chart, desk)
+    _viewed(request, chart, desk)
+    by_id = {e["id"]: e for e in entries if "data" in e}
+    base = chart_base(desk)
+    notes = [
+        {**entryview.card(e), "about": entryview.about(e, records, by_id, base)}
+        for e in reversed(entries)
+        if e["kind"] == "annotation"
+    ]
+    return render(request, "chart_annotations.html", desk=desk, base=base, notes=notes)
 
 
 def _routes(prefix: str) -> list[Route]:
     return [
         Route(prefix, chart_page, methods=["GET", "POST"]),
         Route(f"{prefix}/chronology.csv", chronology_csv_page, methods=["POST"]),
+        Route(f"{prefix}/chronology.pdf", chronology_pdf_page, methods=["POST"]),
         Route(f"{prefix}/occurrences", occurrence_add_page, methods=["POST"]),
         Route(f"{prefix}/annotations", annotation_add_page, methods=["POST"]),
         Route(f"{prefix}/statements", statements_page),
@@ -403,6 +514,10 @@ def _routes(prefix: str) -> list[Route]:
         Route(f"{prefix}/standards/add", standard_add_page, methods=["POST"]),
         Route(f"{prefix}/professionals", professionals_page),
         Route(f"{prefix}/professionals/merge", merge_page, methods=["POST"]),
+        Route(f"{prefix}/entries/{{id}}", entry_page),
+        Route(f"{prefix}/injuries", injuries_page),
+        Route(f"{prefix}/injuries/add", injury_add_page, methods=["POST"]),
+        Route(f"{prefix}/annotations", annotations_page),
     ]
 
 

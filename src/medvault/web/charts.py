@@ -1,8 +1,10 @@
 """Chart workspace API: entries (occurrences, injuries, statements, marks, standards, annotations, merge
-decisions), the chronology (JSON and CSV), statement comparison, the standards checklist and professionals.
+decisions), the chronology (JSON, CSV and PDF), statement comparison, the standards checklist and professionals.
 
 Everything that names a patient or a health detail travels in a JSON body, never in a URL; `patient` is a
-user name, or null / "me" for the caller's own chart. Every read and write enters the audit trail.
+user name, or null / "me" for the caller's own chart. One entry is read (GET), replaced (PUT) or deleted
+(DELETE) at `/api/v1/charts/entries/{id}`: the entry id says whose chart. Every read and write enters the
+audit trail.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from medvault.mar import chronology as chrono
-from medvault.mar import professionals, statements
+from medvault.mar import chronopdf, professionals, statements
 from medvault.mar.entries import KINDS, ChartError, canonical_id
 from medvault.web.api import json_body
 from medvault.web.clientip import client_ip
@@ -71,10 +73,9 @@ async def entry_list(request: Request) -> Response:
     return JSONResponse({"patient": desk.patient, "can_write": desk.can_write, "items": items})
 
 
-@_refusals
-async def entry_get(request: Request) -> Response:
-    """One entry with everything linked to it; the entry id says whose chart, access is checked as usual."""
-    session = require_session(request, roles=("patient", "specialist"))
+async def _entry_desk(request: Request, session):
+    """The chart and desk of the entry named in the URL: the entry id says whose chart, access is checked as
+    usual, and an entry in a chart the caller may not open is "not found" (no hint that it exists)."""
     try:
         entry_id = canonical_id(request.path_params["id"], "entry id")
     except ChartError:
@@ -87,11 +88,42 @@ async def entry_get(request: Request) -> Response:
         desk = await run_in_threadpool(chart.desk_for_patient_id, session, patient_id)
     except ChartError as exc:
         if exc.status == 403:
-            raise ChartError("Entry not found", 404) from None  # no hint that the entry exists
+            raise ChartError("Entry not found", 404) from None
         raise
+    return chart, desk, entry_id
+
+
+@_refusals
+async def entry_get(request: Request) -> Response:
+    """One entry with everything linked to it."""
+    session = require_session(request, roles=("patient", "specialist"))
+    chart, desk, entry_id = await _entry_desk(request, session)
     result = await run_in_threadpool(chart.entry_with_links, desk, entry_id)
     _viewed(request, chart, desk)
     return JSONResponse(result)
+
+
+@_refusals
+async def entry_replace(request: Request) -> Response:
+    """Replace an entry's data `{"data": {...}}` (its kind stays), checked as a new entry is."""
+    session = require_session(request, roles=("patient", "specialist"))
+    check_csrf(request, session)
+    data = await json_body(request)
+    if set(data) != {"data"}:
+        raise ChartError('the body is {"data": {...}}: the fields of the entry\'s kind')
+    chart, desk, entry_id = await _entry_desk(request, session)
+    entry = await run_in_threadpool(chart.replace, desk, entry_id, data["data"], client_ip(request.scope))
+    return JSONResponse(entry)
+
+
+@_refusals
+async def entry_delete(request: Request) -> Response:
+    """Delete an entry no other entry links to (409 naming them otherwise)."""
+    session = require_session(request, roles=("patient", "specialist"))
+    check_csrf(request, session)
+    chart, desk, entry_id = await _entry_desk(request, session)
+    await run_in_threadpool(chart.delete, desk, entry_id, client_ip(request.scope))
+    return Response(status_code=204)
 
 
 async def _chronology(request: Request) -> tuple[dict, object, object]:
@@ -107,14 +139,30 @@ async def chronology(request: Request) -> Response:
     return JSONResponse(result)
 
 
+def attachment(content: str | bytes, media_type: str, filename: str) -> Response:
+    """A download that no cache keeps (it holds health data)."""
+    headers = {"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"}
+    return Response(content, media_type=media_type, headers=headers)
+
+
+async def chronology_file(kind: str, chart, desk, result: dict) -> Response:
+    """The chronology as a `csv` or `pdf` download (the API and the chart page share it)."""
+    if kind == "csv":
+        return attachment(chrono.to_csv(result), "text/csv; charset=utf-8", "chronology.csv")
+    pdf = await run_in_threadpool(chronopdf.export, chart, desk, result)
+    return attachment(pdf, "application/pdf", "chronology.pdf")
+
+
 @_refusals
 async def chronology_csv(request: Request) -> Response:
-    result, _, _ = await _chronology(request)
-    return Response(
-        chrono.to_csv(result),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": 'attachment; filename="chronology.csv"', "cache-control": "no-store"},
-    )
+    result, chart, desk = await _chronology(request)
+    return await chronology_file("csv", chart, desk, result)
+
+
+@_refusals
+async def chronology_pdf(request: Request) -> Response:
+    result, chart, desk = await _chronology(request)
+    return await chronology_file("pdf", chart, desk, result)
 
 
 async def _read(request: Request, fields: set[str], compute) -> Response:
@@ -154,8 +202,11 @@ routes = [
     Route("/api/v1/charts/entries", entry_create, methods=["POST"]),
     Route("/api/v1/charts/entries/list", entry_list, methods=["POST"]),
     Route("/api/v1/charts/entries/{id}", entry_get, methods=["GET"]),
+    Route("/api/v1/charts/entries/{id}", entry_replace, methods=["PUT"]),
+    Route("/api/v1/charts/entries/{id}", entry_delete, methods=["DELETE"]),
     Route("/api/v1/charts/chronology", chronology, methods=["POST"]),
     Route("/api/v1/charts/chronology.csv", chronology_csv, methods=["POST"]),
+    Route("/api/v1/charts/chronology.pdf", chronology_pdf, methods=["POST"]),
     Route("/api/v1/charts/statements/compare", compare, methods=["POST"]),
     Route("/api/v1/charts/standards", standards, methods=["POST"]),
     Route("/api/v1/charts/professionals", professional_list, methods=["POST"]),

@@ -4,8 +4,9 @@
   them in the `X-MedVault-Patient` header (id or username) or as `?patient=<id>` (ids only in a URL), and gets
   only the records they can read.
 - `GET /api/v1/export/fhir/summary/{id}`: a specialist's summary as a FHIR document Bundle.
-- `POST /api/v1/import/fhir` (patient, X-CSRF-Token): a Bundle as exported above becomes records; all or
-  nothing, malformed FHIR is a 400 naming the problem.
+- `POST /api/v1/import/fhir` (patient, X-CSRF-Token): a Bundle as exported above becomes records, and its
+  clinical resources occurrences in the patient's chart (`{"ids", "count", "entries"}`); all or nothing, even
+  if the server dies half-way (mar/exports.py), and malformed FHIR is a 400 naming the problem.
 - `POST /api/v1/export/age` and `POST /api/v1/export/zip` (patient, X-CSRF-Token, `{"password"}`): each behind
   a fresh password check counted by the login jails. `age` answers JSON `{"identity", "recipient", "records",
   "filename", "archive"}` (archive = base64 ZIP of `records/<id>.age`, `index.csv.age`, `README.txt`): the
@@ -191,21 +192,23 @@ async def import_fhir(request: Request) -> Response:
             data = json.loads(body, parse_constant=_no_constants)
         except (ValueError, UnicodeDecodeError):
             raise HTTPException(400, "Malformed FHIR: the body is not valid JSON") from None
+        desk = medvault.chart.desk(session, None)  # the patient's own chart: occurrences go there
         with exports.slot():
-            return exports.import_fhir(
-                session.user_id,
-                session.keys,
+            imported = exports.import_fhir(
+                desk,
                 data,
                 lambda meta: medvault.sharing.readers_for_new_record(session.user_id, session.keys, meta),
                 TEXT_BYTES,
             )
+        return desk, imported
 
-    uploads = await _run(work)
-    ids = [u.record_id for u in uploads]
+    desk, imported = await _run(work)
+    ids = [u.record_id for u in imported.uploads]
     _audit(request, session, "import", ids)
-    for upload in uploads:
-        medvault.search.index_upload(session, upload)
-    return JSONResponse({"ids": ids, "count": len(ids)}, 201)
+    medvault.chart.audit_entries(desk, imported.entries, client_ip(request.scope))
+    await run_in_threadpool(medvault.search.index_uploads, session, imported.uploads)  # a PDF's text takes CPU
+    entries = [e["id"] for e in imported.entries]
+    return JSONResponse({"ids": ids, "count": len(ids), "entries": entries}, 201)
 
 
 async def _fresh_password(request: Request, session: Session) -> None:

@@ -79,7 +79,14 @@ OPENAPI = {
         "/api/v1/charts/entries/list": {
             "post": _op("A chart's entries, opened and signature-checked {patient, kinds}", body="application/json")
         },
-        "/api/v1/charts/entries/{id}": {"get": _op("One chart entry with everything linked to it")},
+        "/api/v1/charts/entries/{id}": {
+            "get": _op("One chart entry with everything linked to it"),
+            "put": _op(
+                "Replace an entry's data {data} (its author, or the patient; the editor signs and becomes the author)",
+                body="application/json",
+            ),
+            "delete": _op("Delete an entry (its author, or the patient); 409 while other entries link to it", "204"),
+        },
         "/api/v1/charts/chronology": {
             "post": _op(
                 "Chronology: occurrences by date, before/after an incident, gaps, candidates (JSON body)",
@@ -87,6 +94,9 @@ OPENAPI = {
             )
         },
         "/api/v1/charts/chronology.csv": {"post": _op("The chronology as a CSV attachment", body="application/json")},
+        "/api/v1/charts/chronology.pdf": {
+            "post": _op("The chronology as a PDF attachment (same body as the CSV)", body="application/json")
+        },
         "/api/v1/charts/statements/compare": {
             "post": _op("Word-level differences between witness statements, with their marks", body="application/json")
         },

@@ -20,6 +20,7 @@ from medvault.vault import VaultError
 from medvault.web.api import store_upload
 from medvault.web.clientip import client_ip
 from medvault.web.content import content_response
+from medvault.web.entryview import card, chart_base, notes_on_record
 from medvault.web.login import log_in, recover_with_key
 from medvault.web.security import (
     check_csrf,
@@ -67,7 +68,8 @@ def _signed_in(request: Request):
 
 
 def start_page(role: str) -> str:
-    return "/admin" if role == "admin" else "/records"
+    """Where each role lands after signing in: what they come for most."""
+    return {"admin": "/admin", "specialist": "/patients"}.get(role, "/dashboard")
 
 
 async def home(request: Request) -> Response:
@@ -236,25 +238,42 @@ async def record_edit_page(request: Request) -> Response:
     return RedirectResponse(f"/records/{record_id}", 303)
 
 
+def text_preview(medvault, record) -> str | None:
+    """A text record's first 64 KiB, shown as escaped text in the page itself: no frame, no script, nothing
+    the file could run. None for other types (they preview in a sandboxed frame, or not at all)."""
+    if record.metadata.get("content_type") not in TEXT_PREVIEW_TYPES:
+        return None
+    end = min(record.size, TEXT_PREVIEW_LIMIT)
+    raw = b"".join(medvault.vault.read_range(record, 0, end)) if end else b""
+    return raw.decode("utf-8", "replace")
+
+
+def _cited_page(request: Request) -> int | None:
+    """`?page=N` from a citation link: the PDF preview opens at that page."""
+    page = request.query_params.get("page", "")
+    return int(page) if page.isdigit() and 0 < int(page) < 100_000 else None
+
+
 async def record_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
     session = _signed_in(request)
     medvault = vault_of(request)
     record = medvault.vault.open(record_id_param(request), session.user_id, session.keys)
     medvault.audit.append("view", session.user_id, record.id, client_ip(request.scope))
-    text = None
-    if record.metadata.get("content_type") in TEXT_PREVIEW_TYPES:
-        # Shown as escaped text in the page itself: no frame, no script, nothing the file could run.
-        end = min(record.size, TEXT_PREVIEW_LIMIT)
-        raw = b"".join(medvault.vault.read_range(record, 0, end)) if end else b""
-        text = raw.decode("utf-8", "replace")
+    desk, notes = await run_in_threadpool(notes_on_record, medvault.chart, session, record.id, record.owner_id)
+    if desk is not None:  # the chart's notes were read, as the chart pages record it
+        medvault.audit.append("chart-view", session.user_id, None, client_ip(request.scope))
     return render(
         request,
         "record.html",
         status_code,
         record=record.as_json(),
-        text_preview=text,
+        text_preview=text_preview(medvault, record),
         mine=record.owner_id == session.user_id,
         edit_error=error,
+        notes=[card(n) for n in notes],
+        chart_base=chart_base(desk) if desk else None,
+        cited_page=_cited_page(request),
+        lineage=medvault.vault.lineage(record.id, session.user_id),
     )
 
 

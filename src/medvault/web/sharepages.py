@@ -136,9 +136,16 @@ async def revoke_page(request: Request) -> Response:
 async def audit_page(request: Request) -> Response:
     session = require_session(request, roles=("patient",))
     medvault = vault_of(request)
+    return render(
+        request, "audit.html", items=with_titles(medvault, session, medvault.audit.for_owner(session.user_id))
+    )
+
+
+def with_titles(medvault, session, items: list[dict]) -> list[dict]:
+    """Audit rows with the title of their record (each record opened once) and whether the patient did it."""
     titles: dict[str, str | None] = {}
     rows = []
-    for item in medvault.audit.for_owner(session.user_id):
+    for item in items:
         rid = item["record_id"]
         if rid not in titles:
             try:
@@ -147,7 +154,7 @@ async def audit_page(request: Request) -> Response:
             except VaultError:
                 titles[rid] = None  # deleted since, or no longer readable: shown by its id
         rows.append({**item, "title": titles[rid], "mine": item["who"] == session.username})
-    return render(request, "audit.html", items=rows)
+    return rows
 
 
 async def inbox_page(request: Request) -> Response:

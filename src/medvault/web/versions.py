@@ -21,15 +21,16 @@ from medvault.vault import RecordNotFound
 from medvault.vault.metadata import user_metadata
 from medvault.vault.records import OpenRecord
 from medvault.web.api import begin_own_upload, committed, json_body, new_record_readers, store_upload
+from medvault.web.clientip import client_ip
 from medvault.web.security import check_csrf, record_id_param, require_session, vault_of
 
 _FORK = "This record already has a newer version; add a version to the newest one"
 
 
-def _own_current(request: Request, session: Session) -> OpenRecord:
-    """The caller's own record, not yet superseded (a chain never forks)."""
+def _own_current(request: Request, session: Session, record_id: str | None = None) -> OpenRecord:
+    """The caller's own record (the one in the path unless named), not yet superseded (a chain never forks)."""
     medvault = vault_of(request)
-    record = medvault.vault.open(record_id_param(request), session.user_id, session.keys)
+    record = medvault.vault.open(record_id or record_id_param(request), session.user_id, session.keys)
     if record.owner_id != session.user_id:
         raise RecordNotFound  # only the owner makes versions; to others it simply is not theirs
     if medvault.vault.superseded_among([record.id]):
@@ -106,6 +107,36 @@ async def record_patch(request: Request) -> Response:
     return await run_in_threadpool(_answer, request, record_id, previous)
 
 
+def link_as_version(request: Request, session: Session, older_id: str, newer_id: str) -> None:
+    """Make one of the caller's records the newer version of another (a near duplicate judged so by its owner).
+
+    The older one must be current (no fork) and the newer one must not already follow another record."""
+    medvault = vault_of(request)
+    if older_id == newer_id:
+        raise HTTPException(400, "A record cannot be a version of itself")
+    older = _own_current(request, session, older_id)
+    newer = medvault.vault.open(newer_id, session.user_id, session.keys)
+    if newer.owner_id != session.user_id:
+        raise RecordNotFound
+    if medvault.vault.lineage(newer.id, session.user_id)["supersedes"] is not None:
+        raise HTTPException(409, "That record is already the newer version of another record")
+    if newer.id in medvault.vault.chain(older.id):
+        raise HTTPException(409, "These two records are already versions of one another")
+    try:
+        medvault.vault.link_version(older.id, newer.id, session.user_id, session.keys)
+    except sqlalchemy.exc.IntegrityError:
+        raise HTTPException(409, _FORK) from None
+    medvault.audit.append("version", session.user_id, newer.id, client_ip(request.scope))
+
+
+def duplicates_of(request: Request, session: Session) -> dict:
+    """Exact groups and near suggestions in the caller's own chart, less the pairs they chose to keep."""
+    medvault = vault_of(request)
+    found = duplicates.find(medvault.vault, session)
+    key = duplicates.duplicate_key(medvault.search.store, session.user_id, session.keys)
+    return medvault.duplicate_reviews.without_kept(session.user_id, key, found)
+
+
 async def duplicates_find(request: Request) -> Response:
     """Exact duplicate groups and near-duplicate suggestions in the caller's own chart (JSON body `{}`)."""
     session = require_session(request, roles=("patient", "specialist"))
@@ -113,7 +144,7 @@ async def duplicates_find(request: Request) -> Response:
     data = await json_body(request)
     if data:
         raise HTTPException(400, f"unknown field(s): {', '.join(sorted(data))}")
-    return JSONResponse(await run_in_threadpool(duplicates.find, vault_of(request).vault, session))
+    return JSONResponse(await run_in_threadpool(duplicates_of, request, session))
 
 
 routes = [
