@@ -47,6 +47,8 @@ def _rows(page, section: str) -> list[str]:
 
 
 def test_chronology_candidates_incident_gaps_csv(new_page, server, charter, tmp_path: Path):
+    """Candidates become occurrences citing their record, hand-written markup stays text, gaps are shown, a bad
+    date is refused kindly, an annotation is added, and an incident date splits the chronology and its CSV."""
     page = new_page()
     sign_in(page, server, "nadia", PASSWORD)
     page.get_by_role("link", name="Chart", exact=True).click()
@@ -113,6 +115,8 @@ def test_chronology_candidates_incident_gaps_csv(new_page, server, charter, tmp_
 
 
 def test_statements_compare_and_mark(new_page, server, charter):
+    """Two witness statements compare word by word with their markup escaped and are marked as contradicting;
+    comparing one alone is refused with a message on the page."""
     page = new_page()
     sign_in(page, server, "nadia", PASSWORD)
     page.goto(f"{server.base}/chart/statements")
@@ -149,6 +153,8 @@ def test_statements_compare_and_mark(new_page, server, charter):
 
 
 def test_professionals_merge_and_phone(new_page, server, charter):
+    """Two spellings of one professional are suggested as the same person and merged when confirmed, and the
+    chart page renders on a phone."""
     page = new_page()
     sign_in(page, server, "nadia", PASSWORD)
     page.goto(f"{server.base}/chart/professionals")

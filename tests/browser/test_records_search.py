@@ -28,6 +28,8 @@ def searcher(server):
 
 
 def test_filter_arrange_and_page(new_page, server, searcher):
+    """Filtering the records page by facility and then date, arranging by facility and searching words each narrow or
+    group the results, and nothing of the filter lands in the URL."""
     page = new_page()
     sign_in(page, server, "sofia", PASSWORD)
     page.goto(f"{server.base}/records")

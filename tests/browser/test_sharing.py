@@ -30,6 +30,8 @@ def _no_sideways_scroll(page) -> None:
 
 
 def test_share_summary_audit_revoke(new_page, server, people):
+    """A patient shares a ticked record after checking the specialist's key fingerprint; the specialist reads it and
+    sends a summary shown as escaped text, the access log shows the view, and revoking ends the access."""
     started = time.monotonic()
     patient, doctor = new_page(), new_page()
     sign_in(patient, server, "hana", PASSWORD)

@@ -30,6 +30,8 @@ def people(server):
 
 
 def test_patient_and_specialist_story(new_page, server, people):
+    """A patient shares the whole chart; the specialist adds a cited occurrence, compares and marks two witness
+    statements, notes a standard and sends a summary, and the patient sees each of them and the access log."""
     started = time.monotonic()
     patient, doctor = new_page(), new_page()
     sign_in(patient, server, "petra", PASSWORD)

@@ -102,6 +102,7 @@ def _sshd_log(path: Path, n: int, pids: int, seed: int = 7) -> None:
 
 
 def test_split_ranges_are_line_aligned(tmp_path: Path) -> None:
+    """Split ranges cover the whole file, each ending right after a newline (a lone CR is no cut), at any block size."""
     log = tmp_path / "a.log"
     log.write_bytes(b"one\r\ntwo\nthree\rfour\n\nlast-without-newline")
     data = log.read_bytes()
@@ -201,6 +202,7 @@ def test_all_sample_logs_concatenated(name: str, tmp_path: Path, monkeypatch: py
 
 
 def test_cli_jobs_give_the_same_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`test-filter --jobs 2` cuts the log and prints the same JSON and matched lines as `--jobs 1`."""
     monkeypatch.setattr(parallel, "_MIN_SPLIT_BYTES", 0)  # split even this small log
     seen = _count_adoptions(monkeypatch)
     log = tmp_path / "auth.log"

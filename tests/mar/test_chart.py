@@ -127,6 +127,7 @@ def test_chronology_incident_gaps_candidates_and_csv(chart):
 
 
 def test_csv_cells_are_not_formulas(chart):
+    """A chronology CSV cell starting with '=' is prefixed with a quote, so a spreadsheet shows it as text."""
     pat = chart["pat"]["client"]
     _add(pat, "occurrence", {"type": "note", "date": "1999-02-03", "description": "=HYPERLINK(1)"}, patient=None)
     text = pat.post("/api/v1/charts/chronology.csv", json={"to": "1999"}).text
@@ -149,6 +150,8 @@ def test_read_only_share_reads_but_cannot_write(chart):
 
 
 def test_bad_input_is_refused_and_nothing_written(chart):
+    """Unknown fields, future or malformed dates, foreign or bad citations, dangling links and bad chronology options
+    are refused with a reason, a patient writing a standard gets 403, and no entry is written."""
     pat, doc, other = chart["pat"]["client"], chart["doc"]["client"], chart["other"]["client"]
     foreign = upload(other, b"not yours", "x.pdf", {"service_date": "2024-01-01"}).json()["id"]
     occ = {"type": "encounter", "date": "2024-02-02"}
@@ -282,6 +285,8 @@ def test_witness_statements_compared_word_by_word(chart):
 
 
 def test_standards_checklist(chart):
+    """Standards a specialist notes on a record and on an occurrence are counted by status and listed under their
+    target, with the author's valid signature."""
     doc, pat = chart["doc"]["client"], chart["pat"]["client"]
     occ = _add(pat, "occurrence", {"type": "test-result", "date": "2024-01-11", "description": "X-ray"})
     std = {"source": "NICE NG38", "clause": "1.2.1", "text": "Image within 1 hour"}
@@ -347,6 +352,8 @@ def test_share_without_a_chart_key_is_caught_up_when_the_patient_opens_the_chart
 
 
 def test_tampered_entry_is_flagged(chart, server):
+    """An entry whose sealed bytes were altered in the database is listed flagged as failing its integrity check, with
+    an invalid signature and none of its data."""
     pat = chart["pat"]["client"]
     entry = _add(pat, "occurrence", {"type": "note", "date": "2020", "description": "to be tampered"}, patient=None)
     with sqlite3.connect(server.data_dir / "medvault.db") as db:
@@ -360,6 +367,7 @@ def test_tampered_entry_is_flagged(chart, server):
 
 
 def test_annotating_enters_the_patients_audit_trail(chart):
+    """A specialist's annotation on a record enters the patient's audit trail as that specialist's "annotate"."""
     pat, doc = chart["pat"]["client"], chart["doc"]["client"]
     _add(doc, "annotation", {"record": chart["rids"][2], "text": "Physio plan reasonable"})
     trail = [

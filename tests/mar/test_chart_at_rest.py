@@ -24,6 +24,8 @@ M = {
 
 
 def test_no_chart_marker_anywhere_at_rest(server):
+    """Markers written into every kind of chart entry, an edit and a merge appear in no byte on disk, and the chart
+    tables show only ids, times and ciphertext, not even an entry's kind."""
     pat = server.account("qpat")["client"]
     doc = server.account("qdoc", role="specialist")["client"]
     rid = upload(pat, b"plain record", "r.pdf", {"service_date": "2024-01-01"}).json()["id"]

@@ -4,10 +4,12 @@ near ones (same text, a re-scan) suggested; and the bad input that metadata refu
 from __future__ import annotations
 
 import hashlib
+import secrets
 import sqlite3
 
 import pytest
 
+from medvault.mar.duplicates import MAX_TEXTS
 from tests.support import upload
 
 DUPS = "/api/v1/records/duplicates"
@@ -15,7 +17,7 @@ DUPS = "/api/v1/records/duplicates"
 
 @pytest.fixture(scope="module")
 def people(server):
-    return {"a": server.account("dupa"), "b": server.account("dupb"), "server": server}
+    return {"a": server.account("dupa"), "b": server.account("dupb"), "c": server.account("dupc"), "server": server}
 
 
 def _hashes(server) -> dict[str, str | None]:
@@ -68,7 +70,21 @@ def test_near_duplicates_same_text_and_rescan(people):
     assert next(n for n in near if n["reason"] == "same text")["similarity"] >= 0.9
 
 
+def test_newest_texts_are_compared_when_there_are_too_many(people):
+    """With more text records than are compared, the newest are: a near pair uploaded last is still suggested."""
+    c = people["c"]["client"]
+    for n in range(MAX_TEXTS):  # random hex: no two of these are alike
+        assert upload(c, secrets.token_hex(64).encode(), f"old{n}.txt", {}, "text/plain").status_code == 201
+    text = "Clinic letter.\nBlood pressure 128/82, well controlled; review in six months with Dr. Okafor.\n" * 3
+    first = upload(c, text.encode(), "letter.txt", {}, "text/plain").json()["id"]
+    again = upload(c, text.upper().encode(), "letter2.txt", {}, "text/plain").json()["id"]
+    near = c.post(DUPS, json={}).json()["near"]
+    assert [[r["id"] for r in n["records"]] for n in near] == [[first, again]]
+
+
 def test_duplicates_body_refusals(people):
+    """The duplicates endpoint answers an unknown field or a body that is not an object with 400, and a caller not
+    signed in with 401 or 403."""
     a = people["a"]["client"]
     assert a.post(DUPS, json={"x": 1}).status_code == 400
     assert a.post(DUPS, content=b"[]").status_code == 400
@@ -98,6 +114,7 @@ def test_bad_metadata_refused_and_nothing_stored(people, meta, named):
 
 
 def test_today_is_accepted(people):
+    """A service date of today (UTC) is accepted: only a date after today is refused as in the future."""
     import datetime as dt
 
     today = dt.datetime.now(dt.UTC).date().isoformat()

@@ -42,10 +42,12 @@ def _row(n: int) -> dict:
 
 
 def test_words_fold_case_and_accents():
+    """Indexed words are folded to lower case without accents, each kept once, and over-long words left out."""
     assert words("Zürich CLINIC, zurich!", None, "x" * 65) == ["zurich", "clinic"]
 
 
 def test_columns_round_trip():
+    """Rows become columns and back unchanged; an item read from the columns has its custom fields, not its words."""
     rows = [_row(1), make_row({"id": "r2", "confidentiality": "restricted", "uploaded_at": 2.0}, None)]
     cols = to_columns(rows)
     assert to_rows(cols) == rows
@@ -53,6 +55,8 @@ def test_columns_round_trip():
 
 
 def test_key_is_stable_and_replaced_for_new_user_keys(store):
+    """The index key stays the same for the same user keys; new keys (an administrator's reset) get a new index key and
+    the old segments are dropped."""
     st, _engine, uid, keys = store
     key = st.index_key(uid, keys)
     assert st.index_key(uid, keys) == key
@@ -63,6 +67,8 @@ def test_key_is_stable_and_replaced_for_new_user_keys(store):
 
 
 def test_append_fills_segments_and_survives_a_concurrent_writer(store, monkeypatch):
+    """Appends fill segments of SEGMENT_ROWS rows, and a rewrite of a segment another session has changed since is
+    refused, so no row is lost."""
     st, _engine, uid, keys = store
     monkeypatch.setattr(index, "SEGMENT_ROWS", 3)
     key = st.index_key(uid, keys)

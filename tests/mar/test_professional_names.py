@@ -18,6 +18,8 @@ from medvault.mar.professionals import parse, same_person
     ],
 )
 def test_parse(name, words, profession):
+    """A name parses into lower-case, accent-free name words, given names first and titles dropped, and the profession
+    its suffix (MD, RN) names."""
     assert parse(name) == (words, profession)
 
 
@@ -33,4 +35,5 @@ def test_parse(name, words, profession):
     ],
 )
 def test_same_person(a, b, same):
+    """Two names are one person when the surnames match and the given names or initials do not conflict."""
     assert same_person(a, b) is same

@@ -97,6 +97,7 @@ def generate(rng: random.Random) -> dict:
 
 
 def test_generation_is_deterministic():
+    """The same seed generates the same chart, and no record is dated after the fixed reference date."""
     first, second = generate(random.Random(SEED)), generate(random.Random(SEED))
     assert first == second
     dates = [m["service_date"] for records in first["patients"] for m, *_ in records]
@@ -142,6 +143,8 @@ def test_treatment_gap_in_the_chronology(chart):
 
 
 def test_planted_exact_and_near_duplicates_and_a_version(chart):
+    """A re-uploaded record is reported as an exact duplicate and a retyped copy as a near one, a new version supersedes
+    its record in lookups and search, and the other patient's chart has no duplicates."""
     client = chart["people"][1]["client"]
     meta, body, name, ctype = chart["data"]["patients"][1][5]
     again = upload(client, body, "copy-" + name, meta, ctype)
@@ -169,6 +172,7 @@ DICOM_DIR = Path(__import__("pydicom").__file__).parent / "data" / "test_files"
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
 def test_dicom_sample_files_round_trip_byte_exact(chart, name):
+    """pydicom's sample DICOM files come back byte for byte and still read as the same SOP instance."""
     import pydicom
 
     client = chart["people"][0]["client"]
@@ -182,6 +186,8 @@ def test_dicom_sample_files_round_trip_byte_exact(chart, name):
 
 
 def test_generated_pdfs_round_trip_with_text_on_each_page(chart):
+    """Each generated PDF has its line of text on every page and a cross-reference table a reader can follow, and comes
+    back byte for byte with its metadata."""
     client = chart["people"][0]["client"]
     for index, (meta, body, _, ctype) in enumerate(chart["data"]["patients"][0]):
         if ctype != "application/pdf":

@@ -4,6 +4,8 @@ metadata edits are new versions, and a chain never forks."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.support import upload
@@ -31,7 +33,16 @@ def setup(server):
     return {"p": p, "doc": doc["client"], "gone": gone["client"], "v1": v1, "v2": v2.json(), "server": server}
 
 
+def _marked(page: str) -> dict[str, bool]:
+    """Record id → whether its row in a page's records table says it is an earlier version."""
+    rows = [row.split("</tr>")[0] for row in page.split("<tr>")[1:]]
+    found = ((re.search(r'href="/records/([0-9a-f-]{36})"', row), row) for row in rows)
+    return {link.group(1): "earlier version" in row for link, row in found if link}
+
+
 def test_new_version_supersedes_and_keeps_the_chain(setup):
+    """A new version and the one it supersedes point at each other, the new one keeps the old metadata when none is
+    sent, and each keeps its own content."""
     p, v1, v2 = setup["p"], setup["v1"], setup["v2"]
     assert v2["supersedes"] == v1 and v2["versions"] == [v1, v2["id"]]
     old, new = p.get(f"/api/v1/records/{v1}").json(), p.get(f"/api/v1/records/{v2['id']}").json()
@@ -53,6 +64,7 @@ def test_only_live_readers_get_the_new_version(setup):
 
 
 def test_lists_and_search_mark_superseded(setup):
+    """The records list and search APIs mark the earlier version superseded and the current one not."""
     p, v1, v2 = setup["p"], setup["v1"], setup["v2"]["id"]
     listed = {r["id"]: r["superseded"] for r in p.get("/api/v1/records").json()["items"]}
     assert listed[v1] is True and listed[v2] is False
@@ -60,7 +72,20 @@ def test_lists_and_search_mark_superseded(setup):
     assert {r["id"]: r["superseded"] for r in found} == {v1: True, v2: False}
 
 
+def test_records_and_search_pages_mark_superseded(setup):
+    """The records page and the search page mark the earlier version as such, and the current one not."""
+    p, v1, v2 = setup["p"], setup["v1"], setup["v2"]["id"]
+    html = {"accept": "text/html"}
+    listed = p.get("/records", headers=html).text
+    found = p.post("/records/search", data={"csrf_token": p.headers["X-CSRF-Token"], "q": "MRI"}, headers=html).text
+    for page in (listed, found):
+        marked = _marked(page)
+        assert (marked[v1], marked[v2]) == (True, False)
+
+
 def test_a_chain_never_forks_and_only_the_owner_adds(setup):
+    """Only the current version takes a new version or an edit (an earlier one is 409), only from its owner (a reader
+    gets 404), and an unknown id is 404."""
     p, doc, v1, v2 = setup["p"], setup["doc"], setup["v1"], setup["v2"]["id"]
     files = {"file": ("x.pdf", b"%PDF-1.4 fork", "application/pdf")}
     assert p.post(f"/api/v1/records/{v1}/versions", files=files).status_code == 409
@@ -71,6 +96,8 @@ def test_a_chain_never_forks_and_only_the_owner_adds(setup):
 
 
 def test_metadata_edit_is_a_new_version_with_the_same_content(setup):
+    """A metadata edit is validated before anything is written, then makes a new version with the same content and the
+    edited fields (null removes one), never reported as a duplicate of the old."""
     p = setup["p"]
     base = upload(p, b"%PDF-1.4 letter", "letter.pdf", {"title": "Letter", "tags": ["a"], "facility": "General"})
     base = base.json()["id"]

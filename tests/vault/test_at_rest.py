@@ -146,3 +146,23 @@ def test_database_dump_holds_no_plaintext_metadata(server):
         row = db.execute("SELECT * FROM records WHERE id = ?", (rid,)).fetchone()
     dumped = json.dumps([v.hex() if isinstance(v, bytes) else v for v in row])
     assert "secret" not in dumped
+
+
+def test_records_page_leaves_out_a_tampered_record(server):
+    """A record whose sealed metadata was altered in the database is left out of /records and named as unreadable
+    by the API list; the others still list."""
+    import sqlite3
+
+    user = server.account("tam3")
+    good = upload(user["client"], b"fine", "good.txt", {"title": "Intact letter"}).json()["id"]
+    bad = upload(user["client"], b"bent", "bad.txt", {"title": "Altered letter"}).json()["id"]
+    with sqlite3.connect(server.data_dir / "medvault.db") as db:
+        (sealed,) = db.execute("SELECT sealed_metadata FROM records WHERE id = ?", (bad,)).fetchone()
+        db.execute("UPDATE records SET sealed_metadata = ? WHERE id = ?", (sealed[:-1] + bytes([sealed[-1] ^ 1]), bad))
+    page = user["client"].get("/records", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert good in page.text and "Intact letter" in page.text
+    assert bad not in page.text
+    listed = user["client"].get("/api/v1/records").json()  # the API names it instead of failing the list
+    assert [item["id"] for item in listed["items"]] == [good]
+    assert [item["id"] for item in listed["unreadable"]] == [bad] and listed["unreadable"][0]["detail"]

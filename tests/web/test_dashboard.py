@@ -64,3 +64,27 @@ def test_dashboard_needs_a_session(server):
     with server.client() as c:
         answer = c.get("/dashboard", headers=HTML)
         assert answer.status_code == 401 and "Please sign in" in answer.text
+
+
+def test_share_counts_only_the_records_chosen(server):
+    """A share of one record counts one on the dashboard, /shares and both sides' API, though its specialist
+    wrote a summary back through it; a summary the patient forwards to another specialist does count."""
+    pat, doc = server.account("countpat")["client"], server.account("countdoc", role="specialist")["client"]
+    server.account("countdoc2", role="specialist")
+    letter = upload(pat, b"letter", "letter.txt", {"title": "Letter"}, "text/plain").json()["id"]
+    assert pat.post("/api/v1/shares", json={"specialist": "countdoc", "records": [letter]}).status_code == 201
+    sent = doc.post("/api/v1/summaries", json={"patient": "countpat", "title": "Reply", "markdown": "Rest."})
+    assert sent.status_code == 201, sent.text
+    forwarded = pat.post("/api/v1/shares", json={"specialist": "countdoc2", "records": [sent.json()["id"]]})
+    assert forwarded.status_code == 201, forwarded.text
+
+    counts = {s["with"]: s["records"] for s in pat.get("/api/v1/shares").json()["items"]}
+    assert counts == {"countdoc": 1, "countdoc2": 1}
+    assert [s["records"] for s in doc.get("/api/v1/shares").json()["items"]] == [1]
+    rows = pat.get("/shares", headers=HTML).text.split("<tr data-share")[1:]
+    assert {re.search(r"<td>(\w+)", row).group(1): re.findall(r"<td>(\d+)</td>", row) for row in rows} == {
+        "countdoc": ["1"],
+        "countdoc2": ["1"],
+    }
+    active = pat.get("/dashboard", headers=HTML).text.split('id="active-shares"')[1].split("</ul>")[0]
+    assert active.count("1 chosen record ·") == 2 and "chosen records" not in active

@@ -61,7 +61,7 @@ def find(vault: Vault, session: Session) -> dict:
     metas: dict[str, dict] = {}
     texts: dict[str, str] = {}
     pdfs = 0
-    for rid, _, _ in current[-MAX_RECORDS:]:
+    for rid, _, _ in reversed(current[-MAX_RECORDS:]):  # newest first: they get the text and PDF slots
         try:
             record = vault.open(rid, session.user_id, session.keys)
             metas[rid] = record.metadata
@@ -74,6 +74,7 @@ def find(vault: Vault, session: Session) -> dict:
                 texts[rid] = normalised_text(found.text)
         except (RecordNotFound, IntegrityError):
             continue  # deleted meanwhile, or failing its checks (opening it says why)
+    metas, texts = dict(reversed(metas.items())), dict(reversed(texts.items()))  # a pair names its older one first
 
     def brief(rid: str) -> dict:
         return _brief(rid, metas.get(rid, {}))

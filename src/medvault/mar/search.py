@@ -642,10 +642,8 @@ class Search:
             self.refresh(entry, session)
             matches = entry.matching(query)
             chosen, next_key = entry.page(query, matches, after)
-            items = [entry.item(i) for i in chosen]
-            superseded = self._vault.superseded_among([item["id"] for item in items])
             result = {
-                "items": [{**item, "superseded": item["id"] in superseded} for item in items],
+                "items": self._vault.mark_superseded([entry.item(i) for i in chosen]),
                 "next": self._seal_cursor(query, session, next_key) if next_key is not None else None,
                 "total": len(matches),
             }

@@ -185,10 +185,19 @@ class Sharing:
         return list(readers.items())
 
     def list_for(self, user_id: str, role: str) -> list[dict]:
-        """The patient's shares, or the shares made to a specialist, with names and live record counts."""
+        """The patient's shares, or the shares made to a specialist, with names and how many records each shares.
+
+        A summary's author holds its key through the share it was written under, but the patient did not share
+        it: keys to records their reader wrote are not counted."""
         mine = shares.c.patient_id if role == "patient" else shares.c.specialist_id
         other = shares.c.specialist_id if role == "patient" else shares.c.patient_id
-        counts = select(record_keys.c.share_id, func.count().label("n")).group_by(record_keys.c.share_id).subquery()
+        counts = (
+            select(record_keys.c.share_id, func.count().label("n"))
+            .join(records, records.c.id == record_keys.c.record_id)
+            .where(records.c.uploader_id != record_keys.c.reader_id)
+            .group_by(record_keys.c.share_id)
+            .subquery()
+        )
         query = (
             select(shares, users.c.username, users.c.profession, counts.c.n)
             .join(users, users.c.id == other)

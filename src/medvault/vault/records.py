@@ -357,6 +357,11 @@ class Vault:
         with self._engine.connect() as conn:
             return set(conn.execute(select(records.c.supersedes).where(records.c.supersedes.in_(record_ids))).scalars())
 
+    def mark_superseded(self, items: list[dict]) -> list[dict]:
+        """Listed records, each with `superseded`: lists show earlier versions too, so they must say which are."""
+        superseded = self.superseded_among([item["id"] for item in items])
+        return [{**item, "superseded": item["id"] in superseded} for item in items]
+
     def lineage(self, record_id: str, reader_id: str) -> dict:
         """`supersedes` (the older version), `superseded` and `superseded_by` (the newer version, shown only to
         a reader holding a usable key for it: a revoked reader never learns of later versions)."""

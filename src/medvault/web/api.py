@@ -18,6 +18,7 @@ from medvault.crypto.keyring import open_sealed, seal
 from medvault.crypto.passwords import derive_subkey
 from medvault.mar.duplicates import duplicate_key
 from medvault.mar.index import TEXT_BYTES
+from medvault.vault import VaultError
 from medvault.vault.metadata import user_metadata
 from medvault.vault.records import OpenRecord
 from medvault.web.clientip import client_ip
@@ -142,13 +143,17 @@ async def records_list(request: Request) -> Response:
     except (ValueError, CryptoError, struct.error):
         raise HTTPException(400, "Invalid limit or cursor") from None
     page = medvault.vault.readable_ids(session.user_id, limit + 1, after)
-    items = [medvault.vault.open(rid, session.user_id, session.keys).as_json() for rid, _ in page[:limit]]
-    superseded = medvault.vault.superseded_among([item["id"] for item in items])
-    items = [{**item, "superseded": item["id"] in superseded} for item in items]
+    items, unreadable = [], []
+    for rid, _ in page[:limit]:
+        try:
+            items.append(medvault.vault.open(rid, session.user_id, session.keys).as_json())
+        except VaultError as exc:  # failing its integrity check: named, so one record cannot hide the rest
+            unreadable.append({"id": rid, "detail": str(exc)})
+    items = medvault.vault.mark_superseded(items)
     nxt = None
     if len(page) > limit:  # opaque and sealed: the cursor says nothing about the records
         nxt = base64.urlsafe_b64encode(seal(cursor_key, struct.pack(">d", page[limit - 1][1]), context)).decode()
-    return JSONResponse({"items": items, "next": nxt})
+    return JSONResponse({"items": items, "unreadable": unreadable, "next": nxt})
 
 
 async def records_create(request: Request) -> Response:

@@ -32,7 +32,10 @@ OPENAPI = {
         "/api/v1/account/password": {"post": _op("Change password (re-wraps keys only)", body="application/json")},
         "/api/v1/account/recover": {"post": _op("Reset password with the recovery key", body="application/json")},
         "/api/v1/records": {
-            "get": _op("Records readable by the user, newest first, cursor-paginated"),
+            "get": _op(
+                "Records readable by the user, newest first, cursor-paginated; `unreadable` names records "
+                "that fail their integrity check"
+            ),
             "post": _op("Upload a record (parts: file, metadata)", "201", "multipart/form-data"),
         },
         "/api/v1/records/{id}": {

@@ -146,12 +146,27 @@ async def invite_page(request: Request) -> Response:
     return render(request, "invite_done.html", account=account, recovery_key=recovery)
 
 
+LIST_LIMIT = 200
+
+
+def open_readable(request: Request, session) -> list:
+    """Every record this user can read now, opened (newest grant first). One that fails to open (failing its
+    integrity check, or deleted meanwhile) is left out, so it cannot take the whole list down; opening it says why."""
+    medvault = vault_of(request)
+    opened = []
+    for rid, _ in medvault.vault.readable_ids(session.user_id, LIST_LIMIT, None):
+        try:
+            opened.append(medvault.vault.open(rid, session.user_id, session.keys))
+        except VaultError:
+            continue
+    return opened
+
+
 async def records_page(request: Request) -> Response:
     session = _signed_in(request)
     medvault = vault_of(request)
-    ids = medvault.vault.readable_ids(session.user_id, 200, None)
-    opened = [medvault.vault.open(rid, session.user_id, session.keys) for rid, _ in ids]
-    items = [{**r.as_json(), "mine": r.owner_id == session.user_id} for r in opened]
+    opened = open_readable(request, session)
+    items = medvault.vault.mark_superseded([{**r.as_json(), "mine": r.owner_id == session.user_id} for r in opened])
     return render(
         request,
         "records.html",

@@ -20,28 +20,15 @@ from medvault.mar.summaries import CATEGORY as SUMMARY
 from medvault.vault import VaultError
 from medvault.vault.metadata import valid_date
 from medvault.web.clientip import client_ip
-from medvault.web.pages import form_of, render
+from medvault.web.pages import LIST_LIMIT, form_of, open_readable, render
 from medvault.web.security import check_csrf, require_session, vault_of
 
-LIST_LIMIT = 200
 MAX_EXPIRY_DAYS = 3650
 SHARE_FORM_LIMIT = 64 * 1024  # room for a few hundred record ids
 
 
-def _open_all(request: Request, session) -> list:
-    """Every record this user can read now, opened (newest grant first); unreadable ones are skipped."""
-    medvault = vault_of(request)
-    opened = []
-    for rid, _ in medvault.vault.readable_ids(session.user_id, LIST_LIMIT, None):
-        try:
-            opened.append(medvault.vault.open(rid, session.user_id, session.keys))
-        except VaultError:
-            continue
-    return opened
-
-
 def _own_records(request: Request, session) -> list[dict]:
-    return [r.as_json() for r in _open_all(request, session) if r.owner_id == session.user_id]
+    return [r.as_json() for r in open_readable(request, session) if r.owner_id == session.user_id]
 
 
 # --- patient: share -------------------------------------------------------------------------------------
@@ -178,7 +165,7 @@ def _patient_records(request: Request, session, username: str) -> list[dict]:
     medvault = vault_of(request)
     names: dict[str, str | None] = {}
     chosen = []
-    for record in _open_all(request, session):
+    for record in open_readable(request, session):
         if record.owner_id == session.user_id:
             continue
         if record.owner_id not in names:
