@@ -176,6 +176,8 @@ class DateTemplate:
         # Groups holding the seconds (`%S` and the groups around it, like `_date`) stay out of the key.
         self._key_groups = _groups_outside(regex, self._s_index) if self._s_index else None
         self._cache: dict[tuple, tuple | None] = {}
+        # `parse` without its dispatch on the kind, for the matcher's per-line path.
+        self.time_of = self._cached_time if self._s_index else self.parse
         self._now_memo: tuple = (None, None, None)  # (now, tz, `_now_parts(now, tz)`) of the last call
         self._last_minute: tuple = (None, None, None, None)  # (minute fields, now, tz, cache entry)
 

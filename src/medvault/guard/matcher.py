@@ -420,33 +420,35 @@ class Filter:
             except KeyError:
                 fused = self._fused[template] = self._fuse(template)
             if fused is not None:
-                pattern, date_group, numbers = fused
+                pattern, date_group, content_group, others = fused
                 fm = pattern.match(line + "\n")
                 if fm is not None:
                     start, end = fm.span(date_group)
                     # Only a non-empty date at 0 leaves `line[end:]` as the text (see `fused.py`).
                     if start == 0 and end:
-                        when = template.parse(fm, now, tz)
+                        when = template.time_of(fm, now, tz)
                         if when is not None:
                             self._last_time = when
-                            return self._after_prefregex(fm.group(0, *numbers)[1:], line[end:], when)
+                            pre = {}
+                            for name, number in others:
+                                value = fm.group(number)
+                                if value is not None:
+                                    pre[name] = value
+                            content = fm.group(content_group) if content_group else None
+                            # No prefilter here: with the alternatives dispatched by first character, a
+                            # line no failregex matches costs about what the prefilter's search would.
+                            return self._failregexes(content + "\n" if content else line[end:] + "\n", pre, when)
         return self._match_steps(line, now, tz)
 
-    def _fuse(self, template: DateTemplate) -> tuple[re.Pattern[str], int, tuple[int, ...]] | None:
-        """The template's date and the prefregex as one regex, with the date's and the prefregex's group
-        numbers in it."""
+    def _fuse(self, template: DateTemplate) -> tuple[re.Pattern[str], int, int, tuple[tuple[str, int], ...]] | None:
+        """The template's date and the prefregex as one regex, and the numbers in it of the date's group,
+        the content's (0: none) and the prefregex's other named groups."""
         fused = fuse(template.regex, self._prefregex) if self._prefregex is not None else None
         if fused is None:
             return None
-        return fused, fused.groupindex["_date"], tuple(fused.groupindex[name] for name in self._pref_names)
-
-    def _after_prefregex(self, values: tuple, text: str, when: float) -> Failure | _Ignored | None:
-        """`_match_steps` from the prefregex on, given its groups' values (a fused regex matched the line)."""
-        pre = {k: v for k, v in zip(self._pref_names, values, strict=False) if v is not None}
-        content = pre.pop("content", None)
-        # No prefilter here: with the alternatives dispatched by first character, a line no
-        # failregex matches costs about what the prefilter's search would.
-        return self._failregexes(content + "\n" if content else text + "\n", pre, when)
+        index = fused.groupindex
+        others = tuple((name, index[name]) for name in self._pref_names if name != "content")
+        return fused, index["_date"], index.get("content", 0), others
 
     def _match_steps(self, line: str, now: float, tz: tzinfo | None) -> Failure | _Ignored | None:
         found = self.dates.locate(line, now, tz)
