@@ -131,6 +131,19 @@ class Desk:
         return derive_subkey(self.key, "chart/entries/v1")
 
 
+def _readable_ids(desk: Desk):
+    """Ids of this chart's records whose key the desk's reader holds now (a query to narrow further)."""
+    return (
+        select(record_keys.c.record_id)
+        .join(records, records.c.id == record_keys.c.record_id)
+        .where(
+            records.c.owner_id == desk.patient_id,
+            record_keys.c.reader_id == desk.reader_id,
+            usable_key(time.time()),
+        )
+    )
+
+
 @dataclass(frozen=True)
 class ChartRecord:
     """A record of the chart as its reader's search index holds it: the id, and the listing (metadata, size,
@@ -321,18 +334,7 @@ class Chart:
         if not record_ids:
             return set()
         with self._engine.connect() as conn:
-            return set(
-                conn.execute(
-                    select(record_keys.c.record_id)
-                    .join(records, records.c.id == record_keys.c.record_id)
-                    .where(
-                        records.c.owner_id == desk.patient_id,
-                        record_keys.c.reader_id == desk.reader_id,
-                        record_keys.c.record_id.in_(record_ids),
-                        usable_key(time.time()),
-                    )
-                ).scalars()
-            )
+            return set(conn.execute(_readable_ids(desk).where(record_keys.c.record_id.in_(record_ids))).scalars())
 
     def add(self, desk: Desk, kind: object, data: object, ip: str | None) -> dict:
         """Check, seal, sign and store one entry; refuse as a whole (nothing written) on any problem."""
@@ -541,19 +543,7 @@ class Chart:
         opened: a chart of 100,000 records costs one query of ids and a pass over the session's cached index,
         not 100,000 HPKE opens."""
         with self._engine.connect() as conn:
-            ids = (
-                conn.execute(
-                    select(record_keys.c.record_id)
-                    .join(records, records.c.id == record_keys.c.record_id)
-                    .where(
-                        records.c.owner_id == desk.patient_id,
-                        record_keys.c.reader_id == desk.reader_id,
-                        usable_key(time.time()),
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            ids = conn.execute(_readable_ids(desk)).scalars().all()
         items = self._search.items(desk.session, ids)
         items.sort(key=lambda item: (-item["uploaded_at"], item["id"]))
         return [ChartRecord(item["id"], item) for item in items]
