@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
+from medvault.guard.regexparse import REPEATS, constants, parser
+
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTHS_LONG = (
     "january",
@@ -269,25 +271,24 @@ def _before_date(regex: str) -> str | None:
     after the date, which is what the prefilter has to allow for (`Filter.scan`).
     """
     try:
-        from re import _constants as c
-        from re import _parser as parser
-    except ImportError:  # pragma: no cover - Python 3.10
-        import sre_constants as c  # type: ignore[no-redef]
-        import sre_parse as parser  # type: ignore[no-redef]
-    try:
         parsed = parser.parse(regex)
     except re.error:  # pragma: no cover - the template compiled already
         return None
     target = parsed.state.groupdict.get("_date")
     items = list(parsed)
     for k, (op, av) in enumerate(items):
-        if op is c.SUBPATTERN and av[0] == target:
+        if op is constants.SUBPATTERN and av[0] == target:
             if k == 0:
                 return None  # a search: anything may stand before the date
             prev_op, prev_av = items[k - 1]
-            if prev_op is c.LITERAL:
+            if prev_op is constants.LITERAL:
                 return chr(prev_av)
-            if k == 1 and prev_op is c.AT and prev_av is c.AT_BEGINNING and not parsed.state.flags & re.MULTILINE:
+            if (
+                k == 1
+                and prev_op is constants.AT
+                and prev_av is constants.AT_BEGINNING
+                and not parsed.state.flags & re.MULTILINE
+            ):
                 return ""
             return None
     return None
@@ -313,12 +314,6 @@ def _groups_outside(regex: str, target: int) -> tuple[int, ...] | None:
     (then no caching).
     """
     try:
-        from re import _constants as c
-        from re import _parser as parser
-    except ImportError:  # pragma: no cover - Python 3.10
-        import sre_constants as c  # type: ignore[no-redef]
-        import sre_parse as parser  # type: ignore[no-redef]
-    try:
         parsed = parser.parse(regex)
     except re.error:  # pragma: no cover - the template compiled already
         return None
@@ -326,24 +321,24 @@ def _groups_outside(regex: str, target: int) -> tuple[int, ...] | None:
 
     def walk(items: object, stack: tuple[int, ...]) -> None:
         for op, av in items:  # type: ignore[attr-defined]
-            if op is c.SUBPATTERN:
+            if op is constants.SUBPATTERN:
                 group = av[0]
                 inner = (*stack, group) if group else stack
                 if group == target:
                     enclosing.update(inner)
                 walk(av[3], inner)
-            elif op is c.BRANCH:
+            elif op is constants.BRANCH:
                 for sub in av[1]:
                     walk(sub, stack)
-            elif op is c.GROUPREF_EXISTS:
+            elif op is constants.GROUPREF_EXISTS:
                 walk(av[1], stack)
                 if av[2]:
                     walk(av[2], stack)
-            elif op in (c.MAX_REPEAT, c.MIN_REPEAT) or op is getattr(c, "POSSESSIVE_REPEAT", None):
+            elif op in REPEATS:
                 walk(av[2], stack)
-            elif op in (c.ASSERT, c.ASSERT_NOT):
+            elif op in (constants.ASSERT, constants.ASSERT_NOT):
                 walk(av[1], stack)
-            elif op is getattr(c, "ATOMIC_GROUP", None):
+            elif op is constants.ATOMIC_GROUP:
                 walk(av, stack)
 
     walk(parsed, ())

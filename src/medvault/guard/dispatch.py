@@ -17,17 +17,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-try:  # Python 3.11+
-    from re import _constants as _c
-    from re import _parser as _p
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_constants as _c  # type: ignore[no-redef]
-    import sre_parse as _p  # type: ignore[no-redef]
+from medvault.guard.regexparse import REPEATS as _REPEATS
+from medvault.guard.regexparse import ZERO_WIDTH as _ZERO_WIDTH
+from medvault.guard.regexparse import constants as _c
+from medvault.guard.regexparse import parser as _p
 
 _MAX_CLASS = 64  # characters of a class `[…]` tracked exactly
 _MAX_PATTERNS = 128  # first characters with a compiled sub-alternation; others use the full one
-_REPEATS = {_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT)}
-_ZERO_WIDTH = {_c.AT, _c.ASSERT, _c.ASSERT_NOT}
 _ANY: None = None  # "may start with any character"
 
 # Per alternative, by the number of its own group `_r{i}`: (i, its groups' numbers, their names).
@@ -57,7 +53,7 @@ def _first(items: Any, icase: bool) -> tuple[frozenset[str] | None, bool]:
         if op is _c.SUBPATTERN:
             _group, add, delete, sub = av
             chars, nullable = _first(sub, (icase or bool(add & re.IGNORECASE)) and not (delete & re.IGNORECASE))
-        elif op is getattr(_c, "ATOMIC_GROUP", None):
+        elif op is _c.ATOMIC_GROUP:
             chars, nullable = _first(av, icase)
         elif op is _c.BRANCH:
             chars, nullable = _union([_first(sub, icase) for sub in av[1]])
@@ -107,11 +103,6 @@ class Dispatcher:
         self._starts = [first_chars(s, flags) for s in sources]
         self.by_first: dict[str, tuple[re.Pattern[str], Alternatives]] = {}  # what `pattern` built
         self.full = self._build(list(range(len(parts))))
-
-    @property
-    def useful(self) -> bool:
-        """False when every alternative may start with anything: dispatching would only add a lookup."""
-        return any(chars is not _ANY for chars in self._starts)
 
     def pattern(self, first: str) -> tuple[re.Pattern[str], Alternatives]:
         """The sub-alternation for texts starting with `first`, and its alternatives by group number."""

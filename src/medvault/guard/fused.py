@@ -16,17 +16,13 @@ import re
 from typing import Any
 
 from medvault.guard.dates import FIELD_NAMES
+from medvault.guard.regexparse import REPEATS as _REPEATS
+from medvault.guard.regexparse import constants as _c
+from medvault.guard.regexparse import parser as _p
 
-try:  # Python 3.11+
-    from re import _constants as _c
-    from re import _parser as _p
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_constants as _c  # type: ignore[no-redef]
-    import sre_parse as _p  # type: ignore[no-redef]
-
-_REPEATS = {_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT)}
 _LOOKS_BEHIND_START = {_c.AT_BEGINNING, _c.AT_BEGINNING_STRING, _c.AT_BOUNDARY, _c.AT_NON_BOUNDARY}
-_NUMBERED_REF = re.compile(r"\\[1-9]|\(\?\(\d+\)")
+# Numbered back-references: another regex before this one in a combined pattern would shift their numbers.
+NUMBERED_REF = re.compile(r"\\[1-9]|\(\?\(\d+\)")
 
 
 def _self_contained(items: Any) -> bool:
@@ -50,7 +46,7 @@ def _self_contained(items: Any) -> bool:
         elif op in _REPEATS:
             if not _self_contained(av[2]):
                 return False
-        elif op is getattr(_c, "ATOMIC_GROUP", None) and not _self_contained(av):
+        elif op is _c.ATOMIC_GROUP and not _self_contained(av):
             return False
     return True
 
@@ -60,7 +56,7 @@ def fuse(date: re.Pattern[str], prefregex: re.Pattern[str]) -> re.Pattern[str] |
     pref = prefregex.pattern
     if (date.flags | prefregex.flags) & ~re.UNICODE or not date.pattern.startswith("^") or not pref.startswith("^"):
         return None  # global flags would move into the middle of the fused pattern
-    if (set(date.groupindex) | FIELD_NAMES) & set(prefregex.groupindex) or _NUMBERED_REF.search(pref):
+    if (set(date.groupindex) | FIELD_NAMES) & set(prefregex.groupindex) or NUMBERED_REF.search(pref):
         return None  # names the date is read by, or numbered references that the date's groups shift
     try:
         parsed = _p.parse(pref)

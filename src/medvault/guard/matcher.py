@@ -30,7 +30,7 @@ from medvault.guard.dates import DateDetector, DateTemplate
 from medvault.guard.dispatch import Dispatcher
 from medvault.guard.errors import FilterError
 from medvault.guard.filterfile import FilterSpec
-from medvault.guard.fused import fuse
+from medvault.guard.fused import NUMBERED_REF, fuse
 from medvault.guard.prefilter import anchored_at_start, build_prefilter
 
 _IP4 = r"(?:\d{1,3}\.){3}\d{1,3}"
@@ -59,7 +59,6 @@ _GROUP_ALIASES = {"id": "fid", "port": "fport"}
 _GLOBAL_FLAGS_RE = re.compile(r"(?<!\\)\((?:\?:)?(\(\?[a-z]+)\)")
 _LEADING_FLAGS_RE = re.compile(r"^\(\?([aiLmsux]+)\)")
 _GROUP_NAME_RE = re.compile(r"\(\?P<(\w+)>|\(\?P=(\w+)\)|\(\?\((\w+)\)")
-_NUMBERED_REF_RE = re.compile(r"\\[1-9]|\(\?\(\d+\)")
 _ALT_SUFFIX = re.compile(r"_\d+$")
 _ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
 _BLOCK_LINES = 8192  # lines `Filter.scan` searches for literals at once
@@ -250,7 +249,7 @@ class Filter:
 
     @staticmethod
     def _combine(parts: list[str], flags: int) -> re.Pattern[str] | None:
-        if len(parts) < 2 or any(_NUMBERED_REF_RE.search(s) for s in parts):
+        if len(parts) < 2 or any(NUMBERED_REF.search(s) for s in parts):
             return None
         try:
             return re.compile("|".join(parts), flags)

@@ -17,19 +17,15 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-try:  # Python 3.11+
-    from re import _constants as _c
-    from re import _parser as _p
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_constants as _c  # type: ignore[no-redef]
-    import sre_parse as _p  # type: ignore[no-redef]
+from medvault.guard.regexparse import REPEATS as _REPEATS
+from medvault.guard.regexparse import ZERO_WIDTH as _ZERO_WIDTH
+from medvault.guard.regexparse import constants as _c
+from medvault.guard.regexparse import parser as _p
 
 _MAX_SET = 64  # largest set of alternative strings tracked exactly
 _MAX_CLASS = 4  # `[aA]` is two alternatives; `[a-z]` is not tracked
 _Info = tuple[frozenset[str] | None, frozenset[str] | None]  # (exact strings, required strings)
 _EMPTY: frozenset[str] = frozenset({""})
-_REPEATS = {_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT)}
-_ZERO_WIDTH = {_c.AT, _c.ASSERT, _c.ASSERT_NOT}
 
 
 def _score(strings: frozenset[str] | None) -> tuple[int, int]:
@@ -81,7 +77,7 @@ def _node(op: Any, av: Any, icase: bool) -> _Info:
         _group, add, delete, sub = av
         inner = (icase or bool(add & re.IGNORECASE)) and not (delete & re.IGNORECASE)
         return _sequence(sub, inner)
-    if op is getattr(_c, "ATOMIC_GROUP", None):
+    if op is _c.ATOMIC_GROUP:
         return _sequence(av, icase)
     if op is _c.BRANCH:
         alternatives = [_sequence(sub, icase) for sub in av[1]]
