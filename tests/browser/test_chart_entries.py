@@ -122,8 +122,9 @@ def test_annotations_on_a_record_and_in_the_chart(new_page, server, chart):
     sign_in(doctor, server, "drent", PASSWORD)
     doctor.goto(f"{server.base}/records/{chart['letter']}")
     assert doctor.locator("#record-notes article").count() == 2
-    doctor.locator("#record-notes").get_by_role("link", name=re.compile("^Standard of care")).click()
-    doctor.wait_for_url(re.compile(r"/patients/ines/chart/entries/"))
+    doctor.wait_for_load_state("networkidle")  # the preview frame has loaded: a click now is not lost
+    with doctor.expect_navigation(url=re.compile(r"/patients/ines/chart/entries/")):
+        doctor.locator("#record-notes").get_by_role("link", name=re.compile("^Standard of care")).click()
     assert doctor.locator("#entry-about").inner_text() == "A&E letter"
     assert_friendly(doctor)
 
