@@ -64,6 +64,7 @@ _ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
 _BLOCK_LINES = 8192  # lines `Filter.scan` searches for literals at once
 _SAMPLE_LINES = 4096  # lines `Filter.scan` watches before deciding whether the prefilter pays off
 MLFID_LIMIT: Final = 10_000  # connections (`<F-MLFID>` ids) remembered; the oldest is dropped beyond
+_USERS: Final = " users"  # a connection's user names, under a key no regex group can have
 
 
 class _Ignored:
@@ -561,16 +562,23 @@ class Filter:
 
     def _merge_multiline(self, mlfid: str, fail: dict) -> dict | None:
         """Merge a line into its connection's state; None while the connection has no failure."""
-        cached = self._mlfid.get(mlfid)
-        gained = bool(fail.get("mlfgained"))
-        nofail = gained or bool(fail.get("nofail"))
+        connections = self._mlfid
+        cached = connections.get(mlfid)
+        gained = fail.get("mlfgained")
         if gained:
-            fail.setdefault("nofail", fail["mlfgained"])
-        forget = bool(fail.pop("mlfforget", None))
+            fail.setdefault("nofail", gained)
+            nofail = True
+        else:
+            nofail = bool(fail.get("nofail"))
+        forget = fail.pop("mlfforget", None)
+        user = fail.get("user")
+        users = None
         if cached is not None:
-            users = cached.setdefault("users", set())
-            if fail.get("user"):
-                users.add(fail["user"])
+            users = cached.get(_USERS)
+            if user:
+                if users is None:
+                    users = cached[_USERS] = set()
+                users.add(user)
             cached.pop("nofail", None)
             cached.pop("mlfgained", None)
             if gained:
@@ -578,16 +586,15 @@ class Filter:
             cached.update(fail)
             fail = cached
             if forget:
-                del self._mlfid[mlfid]
+                del connections[mlfid]
         else:
-            users = fail.setdefault("users", set())
-            if fail.get("user"):
-                users.add(fail["user"])
+            if user:
+                users = fail[_USERS] = {user}
             if not forget:
-                self._mlfid[mlfid] = fail
-                if len(self._mlfid) > MLFID_LIMIT:  # bounded: drop the oldest connection
-                    self._mlfid.popitem(last=False)
-        if fail.pop("mlfpending", 0) or len(users) > 1:
+                connections[mlfid] = fail
+                if len(connections) > MLFID_LIMIT:  # bounded: drop the oldest connection
+                    connections.popitem(last=False)
+        if fail.pop("mlfpending", 0) or (users is not None and len(users) > 1):
             fail.pop("nofail", None)
             fail.pop("mlfgained", None)
             nofail = False

@@ -41,6 +41,8 @@ from medvault.guard import matcher
 from medvault.guard.matcher import IGNORED, Failure, Filter, _Ignored, _make_failure, read_blocks
 
 _UNBOUNDED = 1 << 62
+_MISSING = object()
+_dict_get = dict.get
 _READ_SIZE = 1 << 20
 _MIN_SPLIT_BYTES = 4 << 20  # smaller files: starting processes costs more than it saves
 Result = tuple[int, Failure | _Ignored]
@@ -205,14 +207,14 @@ class _Connections(OrderedDict):
         self.misses: set[str] = set()
 
     def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return dict.__getitem__(self, key)
-        except KeyError:
+        found = _dict_get(self, key, _MISSING)  # not try/except: most lookups of a log's new connections miss
+        if found is _MISSING:
             # Connections of the previous range are all pushed out once net >= cap: until then, a
             # miss here might have been a hit there.
             if self.net < self.cap:
                 self.misses.add(key)
             return default
+        return found
 
     def __setitem__(self, key: str, value: Any) -> None:
         OrderedDict.__setitem__(self, key, value)
