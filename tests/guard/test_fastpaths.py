@@ -10,6 +10,7 @@ from medvault.guard.dispatch import first_chars
 from medvault.guard.filterfile import load_filter
 from medvault.guard.fused import fuse
 from medvault.guard.matcher import Failure, Filter
+from medvault.guard.memo import Memo
 
 from .samplelogs import FILTER_DIR, LOG_DIR, TEST_NOW, TEST_TZ
 
@@ -42,10 +43,10 @@ def _results(flt: Filter, lines: list[str]) -> list:
 
 
 def _slow(flt: Filter) -> Filter:
-    flt._fuse = lambda template: None  # type: ignore[method-assign]
+    flt._fused = Memo(lambda template: None)
     if flt._dispatch is not None:
         full = flt._dispatch.full
-        flt._dispatch.pattern = lambda first: full  # type: ignore[method-assign]
+        flt._dispatch.by_first = Memo(lambda first: full)
     return flt
 
 

@@ -4,7 +4,7 @@
 of its named groups before the first character is even looked at: on sshd's 22 failregexes, most of
 the time of a line goes there.  Every failregex can only start with a few characters (`Failed …`,
 `[iI]nvalid user …`), so for a text starting with `c` only the alternatives that may start with `c`
-need trying.  `Dispatcher.pattern(c)` compiles that sub-alternation once per first character, keeping
+need trying.  `Dispatcher.by_first[c]` compiles that sub-alternation once per first character, keeping
 the order and the group names (`_r{i}`, `_{i}_name`) of the full alternation: the first alternative that
 matches, and its groups, are the same as with all of them.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from medvault.guard.memo import Memo
 from medvault.guard.regexparse import REPEATS as _REPEATS
 from medvault.guard.regexparse import ZERO_WIDTH as _ZERO_WIDTH
 from medvault.guard.regexparse import constants as _c
@@ -101,21 +102,16 @@ class Dispatcher:
         self._parts = parts
         self._flags = flags
         self._starts = [first_chars(s, flags) for s in sources]
-        self.by_first: dict[str, tuple[re.Pattern[str], Alternatives]] = {}  # what `pattern` built
         self.full = self._build(list(range(len(parts))))
+        # Sub-alternations by first character; beyond `_MAX_PATTERNS` characters, the full one.
+        self.by_first: Memo = Memo(self._pattern, _MAX_PATTERNS)
 
-    def pattern(self, first: str) -> tuple[re.Pattern[str], Alternatives]:
+    def _pattern(self, first: str) -> tuple[re.Pattern[str], Alternatives]:
         """The sub-alternation for texts starting with `first`, and its alternatives by group number."""
-        try:
-            return self.by_first[first]
-        except KeyError:
-            pass
         if len(self.by_first) >= _MAX_PATTERNS:
             return self.full
         chosen = [i for i, chars in enumerate(self._starts) if chars is _ANY or first in chars]
-        built = self._build(chosen)
-        self.by_first[first] = built
-        return built
+        return self._build(chosen)
 
     def _build(self, chosen: list[int]) -> tuple[re.Pattern[str], Alternatives]:
         pattern = re.compile("|".join(self._parts[i] for i in chosen) or "(?!)", self._flags)

@@ -20,17 +20,18 @@ import ipaddress
 import re
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from itertools import accumulate, islice
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from medvault.guard.dates import DateDetector, DateTemplate
 from medvault.guard.dispatch import Dispatcher
 from medvault.guard.errors import FilterError
 from medvault.guard.filterfile import FilterSpec
 from medvault.guard.fused import NUMBERED_REF, fuse
+from medvault.guard.memo import Memo
 from medvault.guard.prefilter import anchored_at_start, build_prefilter
 
 _IP4 = r"(?:\d{1,3}\.){3}\d{1,3}"
@@ -61,6 +62,7 @@ _LEADING_FLAGS_RE = re.compile(r"^\(\?([aiLmsux]+)\)")
 _GROUP_NAME_RE = re.compile(r"\(\?P<(\w+)>|\(\?P=(\w+)\)|\(\?\((\w+)\)")
 _ALT_SUFFIX = re.compile(r"_\d+$")
 _ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
+_NOT_FIELDS = frozenset(("ip4", "ip6", "dns", "cidr", "mlfid"))  # what `Failure.host` says already
 _BLOCK_LINES = 8192  # lines `Filter.scan` searches for literals at once
 _SAMPLE_LINES = 4096  # lines `Filter.scan` watches before deciding whether the prefilter pays off
 MLFID_LIMIT: Final = 10_000  # connections (`<F-MLFID>` ids) remembered; the oldest is dropped beyond
@@ -197,6 +199,9 @@ def _merge_alternates(groups: dict[str, str]) -> dict[str, str]:
     return groups
 
 
+_Fused = tuple[Callable[[str], "re.Match[str] | None"], int, int, tuple[str, ...], tuple[int, ...], Callable]
+
+
 class Filter:
     """A compiled filter; `match` is pure apart from the multi-line state fail2ban's format implies."""
 
@@ -234,7 +239,7 @@ class Filter:
         self._block_prefilter = prefilter
         self._safe_templates: dict[DateTemplate, bool] = {}
         # Per date template: `(?>date)prefregex` (see `fused.py`), or None where it would differ.
-        self._fused: dict[DateTemplate, tuple[re.Pattern[str], tuple[int, ...]] | None] = {}
+        self._fused = Memo(self._fuse)
         self._pref_names = tuple(self._prefregex.groupindex) if self._prefregex else ()
         self._dense = (0, False)
         self._buffer: list[str] = []
@@ -335,6 +340,10 @@ class Filter:
             chunk = list(islice(source, _BLOCK_LINES))
             if not chunk:
                 return
+            text = "\n".join(chunk)
+            if "\r" in text or "\n\n" in text:
+                chunk = [line.rstrip("\r\n") for line in chunk]
+                text = "\n".join(chunk)
             if dense:
                 dense -= 1
                 self._dense = (dense, keep_prefilter)
@@ -343,17 +352,13 @@ class Filter:
                     self._prefilter = None  # it would pass most lines
                 try:
                     for offset, line in enumerate(chunk, base):
-                        got = match(line.rstrip("\r\n"), now, tz)
+                        got = match(line, now, tz)
                         if got is not None:
                             yield offset, got
                 finally:
                     self._prefilter = prefilter
                 base += len(chunk)
                 continue
-            text = "\n".join(chunk)
-            if "\r" in text or "\n\n" in text:
-                chunk = [line.rstrip("\r\n") for line in chunk]
-                text = "\n".join(chunk)
             bounds = list(accumulate(len(line) + 1 for line in chunk))  # bounds[k]: start of line k + 1
             candidates: list[int] = []
             pos = 0
@@ -413,42 +418,47 @@ class Filter:
         return safe
 
     def _match(self, line: str, now: float, tz: tzinfo | None) -> Failure | _Ignored | None:
-        template = self.dates._last
-        if template is not None and self.maxlines == 1:
-            try:
-                fused = self._fused[template]
-            except KeyError:
-                fused = self._fused[template] = self._fuse(template)
-            if fused is not None:
-                pattern, date_group, content_group, others = fused
-                fm = pattern.match(line + "\n")
-                if fm is not None:
-                    start, end = fm.span(date_group)
-                    # Only a non-empty date at 0 leaves `line[end:]` as the text (see `fused.py`).
-                    if start == 0 and end:
-                        when = template.time_of(fm, now, tz)
-                        if when is not None:
-                            self._last_time = when
-                            pre = {}
-                            for name, number in others:
-                                value = fm.group(number)
-                                if value is not None:
-                                    pre[name] = value
-                            content = fm.group(content_group) if content_group else None
-                            # No prefilter here: with the alternatives dispatched by first character, a
-                            # line no failregex matches costs about what the prefilter's search would.
-                            return self._failregexes(content + "\n" if content else line[end:] + "\n", pre, when)
+        fused = self._fused[self.dates._last]
+        if fused is not None:
+            match, date_group, content_group, pre_names, pre_numbers, time_of = fused
+            fm = match(line + "\n")
+            if fm is not None:
+                start, end = fm.span(date_group)
+                # Only a non-empty date at 0 leaves `line[end:]` as the text (see `fused.py`).
+                if start == 0 and end:
+                    when = time_of(fm, now, tz)
+                    if when is not None:
+                        self._last_time = when
+                        pre = {}
+                        for name, number in zip(pre_names, pre_numbers):
+                            value = fm.group(number)
+                            if value is not None:
+                                pre[name] = value
+                        content = fm.group(content_group) if content_group else None
+                        # No prefilter here: with the alternatives dispatched by first character, a
+                        # line no failregex matches costs about what the prefilter's search would.
+                        return self._failregexes(content + "\n" if content else line[end:] + "\n", pre, when)
         return self._match_steps(line, now, tz)
 
-    def _fuse(self, template: DateTemplate) -> tuple[re.Pattern[str], int, int, tuple[tuple[str, int], ...]] | None:
-        """The template's date and the prefregex as one regex, and the numbers in it of the date's group,
-        the content's (0: none) and the prefregex's other named groups."""
-        fused = fuse(template.regex, self._prefregex) if self._prefregex is not None else None
+    def _fuse(self, template: DateTemplate | None) -> _Fused | None:
+        """The template's date and the prefregex as one regex (its `match`), with the numbers in it of the
+        date's group and the content's (0: none), the prefregex's other named groups and the template's
+        time parser."""
+        if template is None or self.maxlines > 1 or self._prefregex is None:
+            return None
+        fused = fuse(template.regex, self._prefregex)
         if fused is None:
             return None
         index = fused.groupindex
-        others = tuple((name, index[name]) for name in self._pref_names if name != "content")
-        return fused, index["_date"], index.get("content", 0), others
+        others = [(name, index[name]) for name in self._pref_names if name != "content"]
+        return (
+            fused.match,
+            index["_date"],
+            index.get("content", 0),
+            tuple(name for name, _ in others),
+            tuple(number for _, number in others),
+            template.time_of,
+        )
 
     def _match_steps(self, line: str, now: float, tz: tzinfo | None) -> Failure | _Ignored | None:
         found = self.dates.locate(line, now, tz)
@@ -489,7 +499,7 @@ class Filter:
         """The failregexes and ignoreregexes on the text the prefregex left (`buf`, newline-ended)."""
         if self._exact_combined:
             dispatch = self._dispatch
-            pattern, alternatives = dispatch.by_first.get(buf[0]) or dispatch.pattern(buf[0])  # type: ignore[union-attr]
+            pattern, alternatives = dispatch.by_first[buf[0]]  # type: ignore[union-attr]
             cm = pattern.match(buf)
             if cm is None:
                 return None
@@ -498,7 +508,7 @@ class Filter:
             if self._ignoreregex and any(rx.search(buf) for rx in self._ignoreregex):
                 return IGNORED
             groups = pre  # a fresh dict: the alternative's groups are added to it
-            for name, value in zip(names, cm.group(0, *numbers)[1:], strict=False):
+            for name, value in zip(names, cm.group(*numbers) if len(numbers) > 1 else (cm.group(*numbers),)):
                 if value is not None:
                     groups[name] = value
             return self._failure(index, _merge_alternates(groups) if self._alt_merge[index] else groups, when)
@@ -555,9 +565,7 @@ class Filter:
                     groups["mlfpending"] = 1  # the address will come on a later line
                 return None
             host = fid
-        fields = {
-            k: v for k, v in groups.items() if isinstance(v, str) and k not in ("ip4", "ip6", "dns", "cidr", "mlfid")
-        }
+        fields = {k: v for k, v in groups.items() if k not in _NOT_FIELDS and isinstance(v, str)}
         return _make_failure(host, when, fid if fid != host else None, fields, index)
 
     def _merge_multiline(self, mlfid: str, fail: dict) -> dict | None:
@@ -571,6 +579,8 @@ class Filter:
         else:
             nofail = bool(fail.get("nofail"))
         forget = fail.pop("mlfforget", None)
+        if cached is None and forget and nofail and not fail.get("mlfpending"):
+            return None  # the end of a connection not remembered, without failure: nothing to do
         user = fail.get("user")
         users = None
         if cached is not None:
