@@ -216,3 +216,18 @@ def test_cli_jobs_give_the_same_output(tmp_path: Path, monkeypatch: pytest.Monke
     assert outputs[:2] == outputs[2:]
     assert sum(seen.values()) == 2  # --jobs 2 did cut the log (twice: --json, --print-matched)
     assert json.loads(outputs[0])["matched"] > 0
+
+
+def test_ranges_cover_the_file_at_line_ends_with_a_longer_first(tmp_path: Path) -> None:
+    """`split_ranges` cuts right after newlines, covers every byte once, and weights the parent's range."""
+    log = tmp_path / "auth.log"
+    _sshd_log(log, 3000, 30)
+    data = log.read_bytes()
+    for parts, weight in ((2, 1.0), (2, 1.5), (3, 1.1)):
+        spans = parallel.split_ranges(log, parts, None, weight)
+        assert len(spans) == parts
+        assert spans[0][0] == 0 and spans[-1][1] == len(data)
+        assert all(end == start for (_, end), (start, _) in itertools.pairwise(spans))
+        assert all(data[end - 1 : end] == b"\n" for _, end in spans)
+        lengths = [end - start for start, end in spans]
+        assert abs(lengths[0] / lengths[1] - weight) < 0.05
