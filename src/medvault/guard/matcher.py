@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from itertools import accumulate, islice
-from typing import IO, Any, Final
+from typing import IO, Final
 
 from medvault.guard.dates import DateDetector, DateTemplate
 from medvault.guard.dispatch import Dispatcher
@@ -199,7 +199,7 @@ def _merge_alternates(groups: dict[str, str]) -> dict[str, str]:
     return groups
 
 
-_Fused = tuple[Callable[[str], "re.Match[str] | None"], int, int, tuple[str, ...], tuple[int, ...], Callable]
+_Fused = tuple[Callable[[str], "re.Match[str] | None"], int, int, tuple[tuple[str, int], ...], Callable]
 
 
 class Filter:
@@ -420,7 +420,7 @@ class Filter:
     def _match(self, line: str, now: float, tz: tzinfo | None) -> Failure | _Ignored | None:
         fused = self._fused[self.dates._last]
         if fused is not None:
-            match, date_group, content_group, pre_names, pre_numbers, time_of = fused
+            match, date_group, content_group, pre_groups, time_of = fused
             fm = match(line + "\n")
             if fm is not None:
                 start, end = fm.span(date_group)
@@ -430,7 +430,7 @@ class Filter:
                     if when is not None:
                         self._last_time = when
                         pre = {}
-                        for name, number in zip(pre_names, pre_numbers):
+                        for name, number in pre_groups:
                             value = fm.group(number)
                             if value is not None:
                                 pre[name] = value
@@ -442,23 +442,16 @@ class Filter:
 
     def _fuse(self, template: DateTemplate | None) -> _Fused | None:
         """The template's date and the prefregex as one regex (its `match`), with the numbers in it of the
-        date's group and the content's (0: none), the prefregex's other named groups and the template's
-        time parser."""
+        date's group and the content's (0: none), the prefregex's other groups (name, number) and the
+        template's time parser."""
         if template is None or self.maxlines > 1 or self._prefregex is None:
             return None
         fused = fuse(template.regex, self._prefregex)
         if fused is None:
             return None
         index = fused.groupindex
-        others = [(name, index[name]) for name in self._pref_names if name != "content"]
-        return (
-            fused.match,
-            index["_date"],
-            index.get("content", 0),
-            tuple(name for name, _ in others),
-            tuple(number for _, number in others),
-            template.time_of,
-        )
+        others = tuple((name, index[name]) for name in self._pref_names if name != "content")
+        return fused.match, index["_date"], index.get("content", 0), others, template.time_of
 
     def _match_steps(self, line: str, now: float, tz: tzinfo | None) -> Failure | _Ignored | None:
         found = self.dates.locate(line, now, tz)
@@ -508,7 +501,9 @@ class Filter:
             if self._ignoreregex and any(rx.search(buf) for rx in self._ignoreregex):
                 return IGNORED
             groups = pre  # a fresh dict: the alternative's groups are added to it
-            for name, value in zip(names, cm.group(*numbers) if len(numbers) > 1 else (cm.group(*numbers),)):
+            # `group(a, b, …)` returns a tuple, `group(a)` a string; without groups, `zip` ends at once.
+            values = cm.group(*numbers) if len(numbers) > 1 else (cm.group(*numbers),)
+            for name, value in zip(names, values, strict=False):
                 if value is not None:
                     groups[name] = value
             return self._failure(index, _merge_alternates(groups) if self._alt_merge[index] else groups, when)
