@@ -10,7 +10,7 @@ HOT_MODULES = ("matcher", "dates", "parallel")  # as in setup.py
 
 
 def test_hot_modules_are_compiled_from_their_current_source() -> None:
-    """On CI the build must have compiled them; anywhere, a compiled module is newer than its `.py`.
+    """On CI the build must have compiled them; anywhere, a compiled module is newer than its `.py` and `.pxd`.
 
     Python imports an extension module before the `.py` next to it, so a stale build would silently
     run old code after an edit (`make setup` rebuilds).
@@ -21,5 +21,6 @@ def test_hot_modules_are_compiled_from_their_current_source() -> None:
         if built.suffix == ".py":
             assert os.environ.get("CI") != "true", f"medvault.guard.{name} is not compiled (no C compiler?)"
             continue
-        source = built.parent / f"{name}.py"
-        assert built.stat().st_mtime >= source.stat().st_mtime, f"{built.name} is older than {source.name}"
+        for source in (built.parent / f"{name}.py", built.parent / f"{name}.pxd"):
+            if source.exists():
+                assert built.stat().st_mtime >= source.stat().st_mtime, f"{built.name} is older than {source.name}"

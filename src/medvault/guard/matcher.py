@@ -189,6 +189,11 @@ def _normalise_host(groups: dict[str, str]) -> str | None:
     return groups.get("dns")
 
 
+def _any_search(regexes: list[re.Pattern[str]], text: str) -> bool:
+    """Whether one of the regexes is found in `text` (a function: Cython's cpdef methods take no closures)."""
+    return any(rx.search(text) for rx in regexes)
+
+
 def _merge_alternates(groups: dict[str, str]) -> dict[str, str]:
     """`<F-ALT_USER>` fills `user` when the main group did not match (fail2ban's alt_ groups)."""
     for key in [k for k in groups if k.startswith("alt_")]:
@@ -498,7 +503,7 @@ class Filter:
                 return None
             # The alternative's own group closes last, so `lastindex` names the alternative.
             index, numbers, names = alternatives[cm.lastindex]
-            if self._ignoreregex and any(rx.search(buf) for rx in self._ignoreregex):
+            if self._ignoreregex and _any_search(self._ignoreregex, buf):
                 return IGNORED
             groups = pre  # a fresh dict: the alternative's groups are added to it
             # `group(a, b, …)` returns a tuple, `group(a)` a string; without groups, `zip` ends at once.
@@ -511,7 +516,7 @@ class Filter:
         if hit is None:
             return None
         index, m = hit
-        if any(rx.search(buf) for rx in self._ignoreregex):
+        if _any_search(self._ignoreregex, buf):
             return IGNORED
         if self.maxlines > 1:
             self._drop_matched(buf, m)

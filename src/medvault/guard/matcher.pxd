@@ -1,0 +1,17 @@
+# Cython declarations for matcher.py (setup.py compiles it; the .py stays the source of truth).
+# As a final C type, `Filter` keeps its attributes in fixed slots instead of an instance dict, and its
+# per-line steps call each other directly instead of through a method lookup.
+
+cimport cython
+
+
+@cython.final
+cdef class Filter:
+    cdef public object spec, maxlines, dates, _prefregex, _failregex, _ignoreregex, _combined
+    cdef public object _anchored, _exact_combined, _dispatch, _alt_merge, _prefilter, _block_prefilter
+    cdef public object _safe_templates, _fused, _pref_names, _dense, _buffer, _mlfid, _last_time
+
+    cpdef _match(self, line, now, tz)
+    cpdef _failregexes(self, buf, pre, when)
+    cpdef _failure(self, index, groups, when)
+    cpdef _merge_multiline(self, mlfid, fail)
