@@ -75,6 +75,22 @@ def test_scan_equals_match_on_sample_logs(name: str, monkeypatch: pytest.MonkeyP
     assert got == expected
 
 
+@pytest.mark.usefixtures("needs_fail2ban")
+@pytest.mark.parametrize("block", [1, 3, 8192])
+def test_scan_takes_lines_with_their_endings(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines as a file yields them (`\\n`, `\\r\\n`) give what `match` gives, in any chunk, even of one line."""
+    from medvault.guard import matcher
+    from medvault.guard.filterfile import load_filter
+
+    monkeypatch.setattr(matcher, "_BLOCK_LINES", block)
+    sample = (LOG_DIR / "sshd").read_text(encoding="utf-8", errors="replace").splitlines()[:400]
+    lines = [line + ("\r\n" if i % 3 == 0 else "\n") for i, line in enumerate(sample)]
+    now = 1124013600.0
+    expected = _results(Filter(load_filter(FILTER_DIR / "sshd.conf")), sample, now)
+    got = [(i, repr(r)) for i, r in Filter(load_filter(FILTER_DIR / "sshd.conf")).scan(lines, now)]
+    assert expected and got == expected
+
+
 def test_prefilter_skips_but_keeps_date_state() -> None:
     """A skipped line still dates a following line that has no date of its own."""
     flt = Filter(FilterSpec(name="t", failregex=(r"^login failed from <HOST>$",)))

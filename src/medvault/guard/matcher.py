@@ -346,7 +346,7 @@ class Filter:
             if not chunk:
                 return
             text = "\n".join(chunk)
-            if "\r" in text or "\n\n" in text:
+            if "\r" in text or "\n\n" in text or text.endswith("\n"):  # lines passed with their ending
                 chunk = [line.rstrip("\r\n") for line in chunk]
                 text = "\n".join(chunk)
             if dense:
