@@ -100,23 +100,25 @@ _ZONE_HOURS = {
 }
 
 # fail2ban's default template list (order matters: the first that matches wins, line-start first).
+# Optional parts are written `(?:X|)`: the same matches, in the same order, as `(?:X)?`, which `re` runs
+# as a general repeat (slower: these are tried on every line).
 DEFAULT_PATTERNS = (
-    r"%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?",
-    r"(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
-    r"(?:%a )?%b %d %ExY %k:%M:%S(?:\.%f)?",
+    r"%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f|)(?:\s*%z|)",
+    r"(?:%a |)%b %d %k:%M:%S(?:\.%f|)(?: %ExY|)",
+    r"(?:%a |)%b %d %ExY %k:%M:%S(?:\.%f|)",
     r"%d(?P<_sep>[-/])%m(?P=_sep)(?:%ExY|%Exy) %k:%M:%S",
-    r"%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?",
+    r"%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f|)(?: %z|)",
     r"%m/%d/%ExY:%H:%M:%S",
-    r"%m-%d-%ExY %k:%M:%S(?:\.%f)?",
+    r"%m-%d-%ExY %k:%M:%S(?:\.%f|)",
     "EPOCH",
     r"{^LN-BEG}%H:%M:%S",
     r"^<%m/%d/%Exy@%H:%M:%S>",
     r"%Exy%Exm%Exd  ?%H:%M:%S",
     r"%b %d, %ExY %I:%M:%S %p",
     r"^%b-%d-%Exy %k:%M:%S",
-    r"%ExY%Exm%Exd(?:T|  ?)%ExH%ExM%ExS(?:[.,]%f)?(?:\s*%z)?",
-    r"(?:%Z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
-    r"(?:%z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"%ExY%Exm%Exd(?:T|  ?)%ExH%ExM%ExS(?:[.,]%f|)(?:\s*%z|)",
+    r"(?:%Z |)(?:%a |)%b %d %k:%M:%S(?:\.%f|)(?: %ExY|)",
+    r"(?:%z |)(?:%a |)%b %d %k:%M:%S(?:\.%f|)(?: %ExY|)",
     "TAI64N",
 )
 
@@ -200,7 +202,7 @@ class DateTemplate:
         else:
             regex = f"(?P<_date>{converted})"
         if line_begin:
-            regex = r"^(?:\W{0,2})?" + regex
+            regex = r"^\W{0,2}" + regex
         elif word_begin:
             regex = r"(?=^|\b|\W)" + regex
         if word_end:

@@ -34,9 +34,12 @@ from medvault.guard.fused import NUMBERED_REF, fuse
 from medvault.guard.memo import Memo
 from medvault.guard.prefilter import anchored_at_start, build_prefilter
 
-_IP4 = r"(?:\d{1,3}\.){3}\d{1,3}"
+# fail2ban's address regexes, written for `re`'s speed with the same matches in the same order: the
+# octets unrolled (not `(?:\d{1,3}\.){3}`) and an optional prefix as `(?:X|)` (not `(?:X)?`), since
+# `re` runs a repeat of a group as a slower general loop.
+_IP4 = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"
 _IP6 = r"(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):)"
-_R_IP4 = rf"(?:::f{{4,6}}:)?(?P<ip4>{_IP4})"
+_R_IP4 = rf"(?:::f{{4,6}}:|)(?P<ip4>{_IP4})"
 _R_IP6 = rf"(?P<ip6>{_IP6})"
 _R_DNS = r"(?P<dns>[\w\-.^_]*\w)"
 _R_ADDR = rf"\[?(?:{_R_IP4}|{_R_IP6})\]?"
