@@ -65,11 +65,13 @@ _LEADING_FLAGS_RE = re.compile(r"^\(\?([aiLmsux]+)\)")
 _GROUP_NAME_RE = re.compile(r"\(\?P<(\w+)>|\(\?P=(\w+)\)|\(\?\((\w+)\)")
 _ALT_SUFFIX = re.compile(r"_\d+$")
 _ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
-_NOT_FIELDS = frozenset(("ip4", "ip6", "dns", "cidr", "mlfid"))  # what `Failure.host` says already
+_NOT_FIELDS = frozenset(("ip4", "ip6", "dns", "cidr", "mlfid", " users"))  # `Failure.host`'s, and state
 _BLOCK_LINES = 8192  # lines `Filter.scan` searches for literals at once
 _SAMPLE_LINES = 4096  # lines `Filter.scan` watches before deciding whether the prefilter pays off
 MLFID_LIMIT: Final = 10_000  # connections (`<F-MLFID>` ids) remembered; the oldest is dropped beyond
-_USERS: Final = " users"  # a connection's user names, under a key no regex group can have
+# A connection's user: the first one named, or True once another was (then every line is a failure); under
+# a key no regex group can have.  (True, not a sentinel object: a worker's connections are pickled.)
+_USERS: Final = " users"
 
 
 class _Ignored:
@@ -585,13 +587,14 @@ class Filter:
         if cached is None and forget and nofail and not fail.get("mlfpending"):
             return None  # the end of a connection not remembered, without failure: nothing to do
         user = fail.get("user")
-        users = None
         if cached is not None:
-            users = cached.get(_USERS)
             if user:
-                if users is None:
-                    users = cached[_USERS] = set()
-                users.add(user)
+                first = cached.get(_USERS)
+                if first is None:
+                    cached[_USERS] = user
+                elif first != user:
+                    cached[_USERS] = True
+            several = cached.get(_USERS) is True
             cached.pop("nofail", None)
             cached.pop("mlfgained", None)
             if gained:
@@ -601,13 +604,14 @@ class Filter:
             if forget:
                 del connections[mlfid]
         else:
+            several = False
             if user:
-                users = fail[_USERS] = {user}
+                fail[_USERS] = user
             if not forget:
                 connections[mlfid] = fail
                 if len(connections) > MLFID_LIMIT:  # bounded: drop the oldest connection
                     connections.popitem(last=False)
-        if fail.pop("mlfpending", 0) or (users is not None and len(users) > 1):
+        if fail.pop("mlfpending", 0) or several:
             fail.pop("nofail", None)
             fail.pop("mlfgained", None)
             nofail = False
