@@ -1,4 +1,5 @@
 # Cython declarations for dates.py (setup.py compiles it; the .py stays the source of truth).
+# Every attribute the .py gives these classes must be declared here: a C type has no instance dict.
 # As C types, templates and the detector keep their attributes in fixed slots, read on every line.
 
 cdef class DateTemplate:

@@ -1,4 +1,5 @@
 # Cython declarations for matcher.py (setup.py compiles it; the .py stays the source of truth).
+# Every attribute the .py gives these classes must be declared here: a C type has no instance dict.
 # As a final C type, `Filter` keeps its attributes in fixed slots instead of an instance dict, and its
 # per-line steps call each other directly instead of through a method lookup.
 

@@ -65,13 +65,13 @@ _LEADING_FLAGS_RE = re.compile(r"^\(\?([aiLmsux]+)\)")
 _GROUP_NAME_RE = re.compile(r"\(\?P<(\w+)>|\(\?P=(\w+)\)|\(\?\((\w+)\)")
 _ALT_SUFFIX = re.compile(r"_\d+$")
 _ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
-_NOT_FIELDS = frozenset(("ip4", "ip6", "dns", "cidr", "mlfid", " users"))  # `Failure.host`'s, and state
 _BLOCK_LINES = 8192  # lines `Filter.scan` searches for literals at once
 _SAMPLE_LINES = 4096  # lines `Filter.scan` watches before deciding whether the prefilter pays off
 MLFID_LIMIT: Final = 10_000  # connections (`<F-MLFID>` ids) remembered; the oldest is dropped beyond
 # A connection's user: the first one named, or True once another was (then every line is a failure); under
 # a key no regex group can have.  (True, not a sentinel object: a worker's connections are pickled.)
 _USERS: Final = " users"
+_NOT_FIELDS = frozenset(("ip4", "ip6", "dns", "cidr", "mlfid", _USERS))  # `Failure.host`'s, and state
 
 
 class _Ignored:
