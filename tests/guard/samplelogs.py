@@ -98,6 +98,11 @@ def _check(flt: Filter, line: str, expected: dict, where: str, result: Replay) -
         result.errors.append(f"{where}: time {got_t} != {expected['time']}: {line}")
 
 
+def _sample_filter(name: str, opts: dict) -> Filter:
+    """The same-named filter with the block's options, host names kept as fail2ban's harness keeps them."""
+    return Filter(load_filter(FILTER_DIR / f"{name}.conf", _filter_options(opts)), raw_hosts=True)
+
+
 def replay(name: str, block: str | None = None) -> Replay:
     """Replay `name` like fail2ban's samples test; with `block`, check only lines under that block.
 
@@ -129,9 +134,7 @@ def replay(name: str, block: str | None = None) -> Replay:
                         opts = {**common, **opts}
                         if not _applies(opts, name):
                             continue
-                        filters.append(
-                            (json.dumps(opts), Filter(load_filter(FILTER_DIR / f"{name}.conf", _filter_options(opts))))
-                        )
+                        filters.append((json.dumps(opts), _sample_filter(name, opts)))
                     active = bool(filters) and (block is None or m.group(2).strip() == block)
                     continue
                 expected = payload
@@ -143,7 +146,7 @@ def replay(name: str, block: str | None = None) -> Replay:
             if not filters:
                 if block not in (None, ""):
                     continue
-                filters = [("", Filter(load_filter(FILTER_DIR / f"{name}.conf", _filter_options(common))))]
+                filters = [("", _sample_filter(name, common))]
             if expected.get("constraint"):
                 continue
             for label, flt in filters:

@@ -181,7 +181,19 @@ def _normalise_ip(ip: str, cidr: str | None) -> str:
     return host
 
 
-def _normalise_host(groups: dict[str, str]) -> str | None:
+_UNRESOLVED: Final = ""  # a host name: without DNS (fail2ban's `usedns = no`), no address to ban
+
+
+def _address_in_name(name: str) -> str:
+    """The address a `<DNS>` group holds when it is written as one, else `_UNRESOLVED` (never looked up:
+    a name in a log line is the attacker's to choose, and resolving it would let them aim the ban)."""
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return _UNRESOLVED
+
+
+def _normalise_host(groups: dict[str, str], raw: bool) -> str | None:
     ip = groups.get("ip4")
     if ip is not None:
         cidr = groups.get("cidr")
@@ -191,7 +203,8 @@ def _normalise_host(groups: dict[str, str]) -> str | None:
     ip = groups.get("ip6")
     if ip is not None:
         return _normalise_ip(ip, groups.get("cidr"))
-    return groups.get("dns")
+    name = groups.get("dns")
+    return name if name is None or raw else _address_in_name(name)
 
 
 def _any_search(regexes: list[re.Pattern[str]], text: str) -> bool:
@@ -215,8 +228,12 @@ _Fused = tuple[Callable[[str], "re.Match[str] | None"], int, int, tuple[tuple[st
 class Filter:
     """A compiled filter; `match` is pure apart from the multi-line state fail2ban's format implies."""
 
-    def __init__(self, spec: FilterSpec) -> None:
+    def __init__(self, spec: FilterSpec, raw_hosts: bool = False) -> None:
+        """`raw_hosts` keeps host names as failures' hosts (fail2ban's `returnRawHost`, for replaying
+        annotated samples); otherwise a failure naming a host but no address is dropped, as fail2ban
+        does with `usedns = no`."""
         self.spec = spec
+        self.raw_hosts = raw_hosts
         self.maxlines = spec.maxlines
         flags = re.MULTILINE if spec.maxlines > 1 else 0
         self.dates = DateDetector(spec.datepattern)
@@ -563,7 +580,9 @@ class Filter:
                 return None
             groups = merged
         fid = groups.get("fid")
-        host = _normalise_host(groups)
+        host = _normalise_host(groups, self.raw_hosts)
+        if host == _UNRESOLVED:
+            return None
         if host is None:
             if fid is None:
                 if mlfid is not None:
@@ -619,18 +638,21 @@ class Filter:
 
 
 def read_blocks(handle: IO[str], size: int = 1 << 20) -> Iterator[list[str]]:
-    """Lines of a text file (without their newline) in lists, reading about `size` characters at once.
+    """The lines of a text file that fail2ban-regex tests, in lists, reading about `size` characters at once.
 
-    Same lines as iterating over the file: a text-mode file already turns `\\r\\n` and `\\r` into `\\n`.
+    Comments (`#…`) and empty lines are left out, and so is a last line without its newline: a writer is
+    still appending it (fail2ban's file reader waits for the newline).  A text-mode file already turns
+    `\\r\\n` and `\\r` into `\\n`.
     """
     rest = ""
     while True:
         chunk = handle.read(size)
         if not chunk:
             break
-        lines = (rest + chunk).split("\n")
+        text = rest + chunk
+        lines = text.split("\n")
         rest = lines.pop()
+        if text[0] in "#\n" or "\n#" in text or "\n\n" in text:
+            lines = [line for line in lines if line and line[0] != "#"]
         if lines:
             yield lines
-    if rest:
-        yield [rest]
