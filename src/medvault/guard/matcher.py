@@ -67,7 +67,9 @@ _ALT_SUFFIX = re.compile(r"_\d+$")
 _ID_GROUPS = ("fid", "ip4", "ip6", "dns", "mlfid")
 _BLOCK_LINES = 8192  # lines `Filter.scan` searches for literals at once
 _SAMPLE_LINES = 4096  # lines `Filter.scan` watches before deciding whether the prefilter pays off
-MLFID_LIMIT: Final = 10_000  # connections (`<F-MLFID>` ids) remembered; the oldest is dropped beyond
+# Connections (`<F-MLFID>` ids) remembered, the oldest dropped beyond: fail2ban's own number (its `mlfidCache`), so
+# that a busy log with thousands of interleaved connections gives the same failures as fail2ban.
+MLFID_LIMIT: Final = 100
 # A connection's user: the first one named, or True once another was (then every line is a failure); under
 # a key no regex group can have.  (True, not a sentinel object: a worker's connections are pickled.)
 _USERS: Final = " users"
