@@ -31,7 +31,18 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-@guard_app.command("test-filter")
+TEST_FILTER_HELP = (
+    "Run FILTER over LOGFILE and count failures per address, like `fail2ban-regex --usedns=no -o ip`.\n\n"
+    "The same hosts with the same counts as fail2ban-regex: no DNS look-ups (a failure that names only a host "
+    "name counts for nobody), comments, empty lines and a last line without its newline are not tested, and "
+    "100 sshd connections are remembered, as fail2ban remembers them.\n\n"
+    "Inside `medvault serve` the guard differs by design: failed logins are refused in the application, per "
+    "account and per address (403 or 429), instead of banning the address for everyone behind it; and a "
+    "connection is not forgotten after 5 minutes of wall-clock time, as fail2ban's daemon forgets it."
+)
+
+
+@guard_app.command("test-filter", help=TEST_FILTER_HELP)
 def test_filter(
     filter_spec: Annotated[
         str,
@@ -49,7 +60,6 @@ def test_filter(
         ),
     ] = 1,
 ) -> None:
-    """Run FILTER over LOGFILE and count matched, ignored and missed lines, like fail2ban-regex."""
     try:
         path, opts = resolve_filter_path(filter_spec)
         flt = Filter(load_filter(path, opts))
