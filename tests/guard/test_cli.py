@@ -1,6 +1,8 @@
 """The `guard` CLI: test-filter output and errors, and `run` end to end."""
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -112,3 +114,27 @@ def test_run_bad_config_exits_2(tmp_path: Path) -> None:
     config.write_text("poll_interval = 1\n", encoding="utf-8")
     result = runner.invoke(guard_app, ["run", "--config", str(config), "--once"])
     assert result.exit_code == 2 and "jails" in result.stderr
+
+
+def _launch(*argv: str) -> tuple[int, set[str]]:
+    """Exit code of `medvault ARGV` through the entry point, and which of our heavy packages it imported."""
+    code = (
+        "import sys\nfrom medvault.launcher import main\nsys.argv = ['medvault', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    rc = exc.code or 0\nelse:\n    rc = 0\n"
+        "heavy = ('medvault.web', 'medvault.core', 'cryptography')\n"
+        "print('\\nRESULT', rc, *sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60).stdout
+    result = out.rsplit("RESULT", 1)[1].split()
+    return int(result[0]), set(result[1:])
+
+
+def test_guard_commands_load_only_what_they_need(tmp_path: Path) -> None:
+    """`guard test-filter` runs without the web application or key handling; `guard list` (data folder)
+    and `guard --help` still reach the full CLI."""
+    log = tmp_path / "access.log"
+    log.write_text(ACCESS_LOG, encoding="utf-8")
+    assert _launch("guard", "test-filter", str(FILTERS / "medvault-scan.conf"), str(log)) == (0, set())
+    code, loaded = _launch("guard", "list", "--data-dir", str(tmp_path / "none"))
+    assert code == 2 and "medvault.core" in loaded
+    assert _launch("guard", "--help")[1]
