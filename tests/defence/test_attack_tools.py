@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.attackers import client_from, is_refused, run_as, snat_group
-from tests.support import require_tool, upload
+from tests.support import Server, require_tool, upload
 
 NUMBERS = Path(__file__).resolve().parents[2] / "test-output" / "attack-numbers.json"
 PASSWORD = "correct horse battery"
@@ -36,8 +36,12 @@ def _log(server, name: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def access_lines(server, ip: str) -> list[str]:
+    return [line for line in _log(server, "access.log") if line.startswith(ip + " ")]
+
+
 def requests_from(server, ip: str) -> int:
-    return sum(1 for line in _log(server, "access.log") if line.startswith(ip + " "))
+    return len(access_lines(server, ip))
 
 
 def events_from(server, ip: str, kind: str) -> int:
@@ -93,11 +97,19 @@ def _wordlist(tmp_path: Path, size: int, right_at: int | None) -> Path:
     return path
 
 
-def _hydra(server, gid: int, wordlist: Path, user: str, disguise: bool = True) -> str:
+# The login form's failure text: on every answer that did not sign in (wrong password, 429, 403, 503 busy). The
+# visible "Invalid username or password" is only on the first: hydra would count 429 and 503 as found passwords.
+HYDRA_FAILED = 'F=id="login-message"'
+
+
+def _hydra(
+    server, gid: int, wordlist: Path, user: str, disguise: bool = True, tasks: int = 4, extra: tuple = ()
+) -> str:
+    """hydra's https-post-form run against /login, as README documents it; its stdout and stderr."""
     form = "/login:username=^USER^&password=^PASS^"
     if disguise:  # hydra's own user agent is a scanner signature: pose as a browser to test the login jails
         form += ":H=User-Agent\\: Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
-    form += ":F=Invalid username or password"
+    form += ":" + HYDRA_FAILED
     result = run_as(
         gid,
         [
@@ -109,11 +121,11 @@ def _hydra(server, gid: int, wordlist: Path, user: str, disguise: bool = True) -
             "-s",
             str(server.https_port),
             "-t",
-            "4",
-            "-f",
+            str(tasks),
             "-I",
             "-w",
             "10",
+            *extra,
             "127.0.0.1",
             "https-post-form",
             form,
@@ -121,28 +133,74 @@ def _hydra(server, gid: int, wordlist: Path, user: str, disguise: bool = True) -
         timeout=120,
         cwd=wordlist.parent,
     )
-    return result.stdout
+    return result.stdout + result.stderr
+
+
+def found_passwords(out: str) -> list[str]:
+    """The passwords hydra reports as valid ("[PORT][http-post-form] host: … password: P" lines)."""
+    return [line.split("password: ", 1)[1] for line in out.splitlines() if "[http-post-form] host:" in line]
 
 
 def test_hydra_finds_a_short_list_but_is_stopped_on_a_long_one(server, tmp_path):
     """hydra finds the password in a 3-word list (so the test can fail), but with 200 words and the password
-    at 150 it is refused within maxretry, while the legitimate user keeps downloading."""
+    at 150 it is refused within maxretry, while the legitimate user keeps downloading. Each refusal reads as
+    a failure to hydra, not as a found password."""
     user = LegitimateUser(server, "hydravictim")
     with snat_group(60) as gid:
-        found = _hydra(server, gid, _wordlist(tmp_path, 3, 2), "hydravictim")
-    assert f"password: {PASSWORD}" in found, found
+        found = _hydra(server, gid, _wordlist(tmp_path, 3, 2), "hydravictim", extra=("-f",))
+    assert found_passwords(found) == [PASSWORD], found
+    assert failures_from(server, "127.0.0.60") >= 1  # hydra got the form's failure answer, not only the success
     user.account["client"].post("/api/v1/login", json={"username": "hydravictim", "password": PASSWORD})
     user.start()
     with snat_group(61) as gid:
-        out = _hydra(server, gid, _wordlist(tmp_path, 200, 150), "hydravictim")
+        out = _hydra(server, gid, _wordlist(tmp_path, 200, 150), "hydravictim", extra=("-f",))
     legit = user.finish()
-    assert PASSWORD not in out
+    assert found_passwords(out) == [], out
     tries = failures_from(server, "127.0.0.61")
     assert tries <= server_policy().login_ip_maxretry + 4, tries  # maxretry, plus hydra's 4 parallel tasks
     assert legit["user_ok"] == legit["user_requests"] > 0, legit
     fresh = server.client()
     assert fresh.post("/api/v1/login", json={"username": "hydravictim", "password": PASSWORD}).status_code in (200, 429)
     record_numbers("hydra", password_tries_before_refusal=tries, **legit)
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory):
+    """The guard off, so nothing but the application stands between hydra and the login form; one Argon2
+    worker and a queue of one, so hydra's default 16 tasks meet the form's 503 busy answer."""
+    env = {"MEDVAULT_GUARD_ENABLED": "false", "MEDVAULT_LOGIN_WORKERS": "1", "MEDVAULT_LOGIN_QUEUE": "1"}
+    srv = Server(tmp_path_factory.mktemp("open") / "data", env=env)
+    srv.init()
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_plain_hydra_reaches_the_login_form_when_not_banned(open_server, tmp_path):
+    """Undisguised hydra, as an operator runs it, completes TLS, gets the form's failure answer for each wrong
+    word and finds the right one: a tool that cannot connect would prove nothing in the tests above."""
+    open_server.account("plainvictim", password=PASSWORD)
+    with snat_group(70) as gid:
+        out = _hydra(open_server, gid, _wordlist(tmp_path, 4, 3), "plainvictim", disguise=False, tasks=1, extra=("-V",))
+    assert out.count("[ATTEMPT]") == 4, out
+    assert found_passwords(out) == [PASSWORD], out
+    assert failures_from(open_server, "127.0.0.70") == 3
+    assert events_from(open_server, "127.0.0.70", "auth-success") == 1
+    posts = [line for line in access_lines(open_server, "127.0.0.70") if "POST /login" in line]
+    assert len(posts) == 4 and all('"Mozilla/5.0 (Hydra)"' in line for line in posts), posts
+    assert events_from(open_server, "127.0.0.70", "tls-handshake-failure") == 0
+
+
+def test_hydra_reads_busy_answers_as_failures(open_server, tmp_path):
+    """At hydra's default 16 tasks the form also answers 503 (Argon2 pool full); the documented failure text
+    makes hydra count those as failures, not as found passwords."""
+    open_server.account("busyvictim", password=PASSWORD)
+    with snat_group(71) as gid:
+        out = _hydra(open_server, gid, _wordlist(tmp_path, 24, None), "busyvictim", disguise=False, tasks=16)
+    assert found_passwords(out) == [], out
+    assert failures_from(open_server, "127.0.0.71") >= 1
+    busy = [line for line in access_lines(open_server, "127.0.0.71") if '" 503 ' in line]
+    assert busy, "no 503 busy answer: this test no longer covers it"
 
 
 def test_hydra_signature_is_banned_at_the_edge(server, tmp_path):
