@@ -24,7 +24,9 @@ from medvault.guard.errors import GuardError
 from medvault.guard.filterfile import FilterSpec, load_filter
 from medvault.guard.matcher import IGNORED, Filter, read_blocks
 
+from .accesslogs import write_access_log
 from .samplelogs import FILTER_DIR, LOG_DIR, TEST_NOW, TEST_TZ
+from .sshdlogs import write_sshd_log
 
 NOW = 1_700_000_000.0
 runner = CliRunner()
@@ -158,18 +160,10 @@ def test_sshd_connection_of_previous_range_pushed_out_or_not(
 
 
 def test_generated_bench_logs(tmp_path: Path) -> None:
-    """The benchmark's own logs (unique sshd pids, Apache access log), cut into many ranges."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    try:
-        import guard_filters
-    finally:
-        sys.path.pop(0)
-    rng = random.Random(3)
+    """The benchmark's own logs (interleaved sshd connections, Apache access log), cut into many ranges."""
     access, auth = tmp_path / "access.log", tmp_path / "auth.log"
-    guard_filters.generate_access(access, 4000, rng)
-    guard_filters.generate_sshd(auth, 4000, rng)
+    write_access_log(access, 4000, 3)
+    write_sshd_log(auth, 4000, 3)
     now = time.time()
     assert _assert_same(load_filter(FILTER_DIR / "apache-badbots.conf"), access, now, None, 20_000)
     assert _assert_same(load_filter(FILTER_DIR / "sshd.conf"), auth, now, None, 20_000)

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from functools import partial
 from itertools import accumulate, islice
 from typing import IO, Final
 
@@ -110,8 +111,12 @@ def _make_failure(host: str, when: float, fid: str | None, fields: dict[str, str
     return failure
 
 
-def translate_tags(regex: str) -> str:
-    """Replace fail2ban's tags (`<HOST>`, `<F-USER>…</F-USER>`, `<SKIPLINES>`) by Python regex."""
+def translate_tags(regex: str, host_names: bool = True) -> str:
+    """Replace fail2ban's tags (`<HOST>`, `<F-USER>…</F-USER>`, `<SKIPLINES>`) by Python regex.
+
+    Without `host_names`, `<HOST>` is `<ADDR>`, as fail2ban compiles it with `usedns = no`: a line naming a
+    host where the address would be is not matched at all, so it cannot add to its connection's failures.
+    """
     open_tags: set[str] = set()
     skipped = 0
 
@@ -121,6 +126,8 @@ def translate_tags(regex: str) -> str:
         if tag == "SKIPLINES":
             skipped += 1
             return rf"\n(?P<skiplines{skipped - 1}>(?:(?:.*\n)*?))"
+        if tag == "HOST" and not host_names:
+            return _R_ADDR
         if tag in _STATIC_TAGS:
             return _STATIC_TAGS[tag]
         custom = _CUSTOM_RE.match(tag)
@@ -232,21 +239,22 @@ class Filter:
 
     def __init__(self, spec: FilterSpec, raw_hosts: bool = False) -> None:
         """`raw_hosts` keeps host names as failures' hosts (fail2ban's `returnRawHost`, for replaying
-        annotated samples); otherwise a failure naming a host but no address is dropped, as fail2ban
-        does with `usedns = no`."""
+        annotated samples); otherwise `<HOST>` matches only addresses and a failure naming a host but no
+        address is dropped, as fail2ban does with `usedns = no`."""
         self.spec = spec
         self.raw_hosts = raw_hosts
         self.maxlines = spec.maxlines
         flags = re.MULTILINE if spec.maxlines > 1 else 0
         self.dates = DateDetector(spec.datepattern)
-        self._prefregex = _compile(translate_tags(spec.prefregex), flags, spec.name) if spec.prefregex else None
-        sources = [translate_tags(r) for r in spec.failregex]
+        tags = partial(translate_tags, host_names=raw_hosts)
+        self._prefregex = _compile(tags(spec.prefregex), flags, spec.name) if spec.prefregex else None
+        sources = [tags(r) for r in spec.failregex]
         self._failregex = [_compile(s, flags, spec.name) for s in sources]
         pref_ids = set(self._prefregex.groupindex) if self._prefregex else set()
         for src, rx in zip(spec.failregex, self._failregex, strict=True):
             if not (set(rx.groupindex) | pref_ids) & set(_ID_GROUPS):
                 raise FilterError(f"{spec.name}: no host or failure-id group in {src!r}")
-        self._ignoreregex = [_compile(translate_tags(r), flags, spec.name) for r in spec.ignoreregex]
+        self._ignoreregex = [_compile(tags(r), flags, spec.name) for r in spec.ignoreregex]
         parts = self._alternatives(sources)
         self._combined = self._combine(parts, flags)
         # A `^`-anchored single-line regex can only match at 0: if it failed there inside the
