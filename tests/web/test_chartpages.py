@@ -3,6 +3,8 @@ chart's annotations, the notes on a record page, and other users' entries never 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.support import add_entry, upload
@@ -113,3 +115,24 @@ def test_other_users_entries_are_not_found(chart):
     refused = chart["doc"].get(f"/patients/entother/chart/entries/{secret}", headers=HTML)
     assert refused.status_code == 403 and "Secret" not in refused.text
     assert chart["doc"].get(f"/chart/entries/{fall}", headers=HTML).status_code == 404
+
+
+def test_logs_name_no_patient_and_keep_route_templates(chart, server):
+    """A specialist's requests about a patient (their chart, an injury added to it) are logged with the route's
+    template: neither the access log nor the server's output names the patient (the security log names accounts
+    only in sign-in events, which the login jails need)."""
+    doc, ids = chart["doc"], chart["ids"]
+    assert doc.get("/patients/entpat/chart/injuries", headers=HTML).status_code == 200
+    form = {"csrf_token": doc.headers["X-CSRF-Token"], "date": "2024-03-16", "body_site": "neck", "mechanism": "fall"}
+    assert doc.post("/patients/entpat/chart/injuries/add", data=form, headers=HTML).status_code == 303
+    assert doc.get(f"/records/{ids['letter']}", headers=HTML).status_code == 200
+    access = server.data_dir / "logs" / "access.log"
+    deadline = time.monotonic() + 5
+    while "/patients/{username}/chart/injuries/add" not in access.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = access.read_text().splitlines()
+    assert any('"POST /patients/{username}/chart/injuries/add HTTP' in line for line in lines)
+    assert any('"GET /records/{id} HTTP' in line for line in lines)
+    logs = [access, server.data_dir.parent / f"{server.data_dir.name}-server.log"]
+    named = [p.name for p in logs if "entpat" in p.read_text(errors="replace")]
+    assert not named, named

@@ -1,7 +1,10 @@
 """Apache combined access log, written by the app itself so it is exact and always in the same format.
 
-Query strings are kept only for requests without a session cookie (where probes live): a signed-in
-user's request never puts anything of theirs in the log. Client-controlled fields are escaped.
+A path with parameters in it (a patient's user name, a record id) is logged as its route's template
+(`/patients/{username}/chart`), whoever sends it, so the log names no patient; query strings are kept
+only for requests without a session cookie that matched no such route (where probes live). Paths that
+match no route (scanners' probes) are logged as sent, for the guard's filters. Client-controlled fields
+are escaped.
 """
 
 from __future__ import annotations
@@ -18,6 +21,17 @@ from medvault.events import escape
 from medvault.web.clientip import client_ip
 
 LineListener = Callable[[str, str, int, float, bool], None]  # (line, ip, status, unix time, signed in)
+
+
+def loggable_target(scope: Scope) -> str:
+    """The request target as logs may show it: a route's template where the path carries parameters."""
+    route = scope.get("route")
+    if scope.get("path_params") and isinstance(getattr(route, "path", None), str):
+        return route.path  # type: ignore[union-attr]
+    target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    if scope.get("query_string") and f"{COOKIE}=" not in _header(scope, b"cookie"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    return target
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -55,10 +69,7 @@ class AccessLog:
     def write(self, scope: Scope, status: int, size: int) -> None:
         now = time.time()
         ip = client_ip(scope)
-        target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-        cookie = _header(scope, b"cookie")
-        if scope.get("query_string") and f"{COOKIE}=" not in cookie:
-            target += "?" + scope["query_string"].decode("latin-1")
+        target = loggable_target(scope)
         stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
         line = (
             f'{ip} - - [{stamp}] "{escape(scope["method"])} {escape(target, 2000)} HTTP/{scope["http_version"]}" '

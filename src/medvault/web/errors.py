@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from medvault.auth import AuthError, InvalidCredentials, LoginBusy
 from medvault.guard.refusal import Refused
 from medvault.vault import IntegrityError, RecordNotFound, TooLarge, VaultError
+from medvault.web.accesslog import loggable_target
 from medvault.web.pages import render_error
 
 log = logging.getLogger("medvault")
@@ -49,7 +50,7 @@ def _detail(exc: Exception, status: int) -> str:
 async def handle(request: Request, exc: Exception) -> Response:
     status = _status(exc)
     if status >= 500 and not isinstance(exc, IntegrityError | LoginBusy):
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        log.error("unhandled error on %s %s", request.method, loggable_target(request.scope), exc_info=exc)
     detail = _detail(exc, status)
     headers = {}
     if isinstance(exc, Refused) and exc.retry_after:
