@@ -115,8 +115,8 @@ def test_chronology_candidates_incident_gaps_csv(new_page, server, charter, tmp_
 
 
 def test_statements_compare_and_mark(new_page, server, charter):
-    """Two witness statements compare word by word with their markup escaped and are marked as contradicting;
-    comparing one alone is refused with a message on the page."""
+    """Two witness statements compare fact by fact and word by word with their markup escaped and are marked as
+    contradicting; comparing one alone is refused with a message on the page."""
     page = new_page()
     sign_in(page, server, "nadia", PASSWORD)
     page.goto(f"{server.base}/chart/statements")
@@ -132,6 +132,8 @@ def test_statements_compare_and_mark(new_page, server, charter):
     page.get_by_label("Ana").check()
     page.get_by_label("Ben").check()
     page.get_by_role("button", name="Compare selected").click()
+    time = page.locator('#facts tr[data-fact="time"]').inner_text().split()
+    assert time == ["Time", "21:00", "23:00", "differ"], "the facts side by side, one column per witness"
     diff = page.locator("#diff-1")
     assert diff.locator("del").first.inner_text() == "9pm"
     assert diff.locator("ins").first.inner_text() == "11pm"

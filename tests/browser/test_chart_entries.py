@@ -10,6 +10,7 @@ import re
 import pytest
 
 from tests.browser.conftest import PHONE, assert_friendly, shot, sign_in
+from tests.mar.pdfs import make_pdf
 from tests.support import add_entry, upload
 
 PASSWORD = "a long entries passphrase"
@@ -21,7 +22,8 @@ def chart(server):
     and standard of care about the letter; Otto's chart holds one entry of his own."""
     ines = server.account("ines", password=PASSWORD)["client"]
     doctor = server.account("drent", role="specialist", password=PASSWORD)["client"]
-    letter = upload(ines, b"%PDF-1.4 letter", "ae-letter.pdf", {"title": "A&E letter"}).json()["id"]
+    pages = ["A&E letter", "Seen at 21:40.", "She says she slipped on the third", "step of the stairs."]
+    letter = upload(ines, make_pdf(pages), "ae-letter.pdf", {"title": "A&E letter"}).json()["id"]
     assert ines.get("/chart").status_code == 200  # the chart key exists before sharing
     share = ines.post("/api/v1/shares", json={"specialist": "drent", "chart": True, "access": "annotate"})
     assert share.status_code == 201, share.text
@@ -80,6 +82,7 @@ def test_injury_with_its_circumstances(new_page, server, chart):
     citation = page.locator("#citations li")
     assert re.search(r"A&E letter, page 3-4", citation.inner_text())
     assert "slipped on the third step" in citation.locator("blockquote").inner_text()
+    assert citation.locator(".quote-check").inner_text() == "Verified on the page"
     relations = page.locator("#linked").inner_text()
     assert "Injury it contributes to" in relations and "Annotation on it" in relations
     shot(page, "chart-entry-occurrence")

@@ -57,7 +57,7 @@ def _count(client, patient="chpat") -> int:
 
 def test_entries_are_signed_and_show_their_author(chart):
     """The patient and an annotating specialist write; both read each other's entries with valid signatures;
-    an entry without a citation is unverified."""
+    an entry without a citation is unverified, and so is one quoting a record without text (level "unchecked")."""
     pat, doc = chart["pat"]["client"], chart["doc"]["client"]
     mine = _add(pat, "occurrence", {"type": "note", "date": "2023-11-02", "description": "Felt dizzy"}, patient=None)
     theirs = _add(
@@ -69,14 +69,14 @@ def test_entries_are_signed_and_show_their_author(chart):
             "citations": [{"record": chart["rids"][0], "pages": "3-4", "quote": "no imaging"}],
         },
     )
-    assert (mine["author"], mine["verified"], theirs["author"], theirs["verified"]) == ("chpat", False, "chdoc", True)
+    assert (mine["author"], mine["verified"], theirs["author"], theirs["verified"]) == ("chpat", False, "chdoc", False)
     seen = {e["id"]: e for e in doc.post(f"{ENTRIES}/list", json={"patient": "chpat"}).json()["items"]}
     mine_seen = pat.post(f"{ENTRIES}/list", json={"patient": "me"}).json()["items"]
     assert seen[mine["id"]]["author"] == "chpat" and seen[mine["id"]]["signature_valid"] is True
     assert {e["id"] for e in mine_seen} >= {mine["id"], theirs["id"]}
     assert all(e["signature_valid"] for e in mine_seen)
     assert seen[theirs["id"]]["data"]["citations"] == [
-        {"record": chart["rids"][0], "pages": "3-4", "quote": "no imaging"}
+        {"record": chart["rids"][0], "pages": "3-4", "quote": "no imaging", "check": "unchecked"}
     ]
 
 

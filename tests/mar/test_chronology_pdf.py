@@ -25,6 +25,7 @@ def _text(data: bytes) -> str:
 def chart(server):
     pat = server.account("cpdfpat")["client"]
     rid = upload(pat, make_pdf(["ER notes", "Triage at 21:40"]), "er.pdf", {"title": "ER notes"}).json()["id"]
+    photo = upload(pat, b"\xff\xd8\xff\xe0 not really", "wrist.jpg", {"title": "Photo"}, "image/jpeg").json()["id"]
     occurrences = [
         {
             "type": "encounter",
@@ -32,7 +33,11 @@ def chart(server):
             "facility": "Universitätsspital Zürich",
             "providers": ["Dr. Ana Núñez"],
             "description": "Fall on ice – wrist swollen",
-            "citations": [{"record": rid, "pages": "2", "quote": "Triage at 21:40"}],
+            "citations": [
+                {"record": rid, "pages": "2", "quote": "Triage at 21:40"},
+                {"record": rid, "pages": "2", "quote": "ER notes"},
+                {"record": photo, "quote": "Swelling over the wrist"},
+            ],
         },
         {"type": "diagnosis", "date": "2024-03", "description": "Fracture suspected ≥ 2 mm (Ω)"},
         {"type": "procedure", "date": "2024-06-01", "description": "Cast removed " + "and reviewed " * 900},
@@ -45,7 +50,8 @@ def chart(server):
 
 def test_chronology_pdf_has_the_rows_the_split_and_the_gaps(chart):
     """The PDF parses; it names the patient, the incident sections, both gaps, every description, the cited
-    record by title with its page, and keeps non-Latin-1 text."""
+    record by title with its page and each quote's check (an unchecked one not as a quotation), and keeps
+    non-Latin-1 text."""
     response = chart.post(PDF, json={"incident": "2024-03-15", "from": "2024"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/pdf"
@@ -65,11 +71,14 @@ def test_chronology_pdf_has_the_rows_the_split_and_the_gaps(chart):
         "Universitätsspital Zürich",
         "Fracture suspected ≥ 2 mm (Ω)",
         "Cast removed and reviewed",
-        'ER notes, p. 2: "Triage at 21:40"',
+        'ER notes, p. 2: "Triage at 21:40" (verified on the page)',
+        'ER notes, p. 2: "ER notes" (found elsewhere in the record, p. 1)',
+        "Photo (not checkable, in the reader's words: Swelling over the wrist)",
         "not verified",
     ):
         assert expected in text, expected
     assert text.count("reviewed") == 900, "a description longer than a page continues, nothing lost"
+    assert '"Swelling' not in text, "a quote nobody could check is never printed as a quotation"
 
 
 def test_chronology_pdf_without_incident_and_with_filters(chart):

@@ -63,6 +63,9 @@ FILES = [
     (bytes(range(256)) * 4, "raw.bin", {}, "application/octet-stream"),
 ]
 
+# A quote for each of FILES: the PDF without a text layer and the binary cannot be checked, the one-page note can.
+QUOTED = [{"pages": "1-2", "quote": "no tear"}, {"pages": "1", "quote": "talked about sleep"}, {"quote": "no tear"}]
+
 
 def documents(bundle: dict) -> list[dict]:
     return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference"]
@@ -333,7 +336,7 @@ def _every_occurrence(ids: list[str]) -> list[dict]:
             **({"facility": "St. Mary's Hospital"} if n % 3 else {}),
             "providers": people[: n % 4],
             **({"description": f"{kind}: knee"} if n != 3 else {}),
-            "citations": [{"record": ids[n % 3], "pages": "1-2", "quote": "no tear"}, {"record": ids[(n + 1) % 3]}],
+            "citations": [QUOTED[n % 3] | {"record": ids[n % 3]}, {"record": ids[(n + 1) % 3]}],
         }
         for n, kind in enumerate(OCCURRENCE_KINDS)
     ]

@@ -79,30 +79,88 @@ def test_pdf_witness_statements_compared_word_by_word(pat):
     assert changed == [("A.", "B."), ("9pm", "11pm"), ("Main Street.", "Oak Road.")]
 
 
+POLICE_REPORT = [
+    "Police report 24-0316. Collision at the crossing of Main Street and Oak Road. Officer K. Brandt.",
+    "Witness 1, Mr. A. Novak: I was on Main Street at 9pm. The blue car was going about 40 mph and ran the red "
+    "light. It hit the cyclist.",
+    "Witness 2, Ms. B. Ortega: At 21:10 I saw the blue car on Main Street, maybe 25 mph. The light was green for "
+    "the car. The cyclist swerved.",
+]
+
+
+def test_statements_from_pages_of_a_police_report_compared_fact_by_fact(pat):
+    """Two witnesses on pages 2 and 3 of one report: each statement keeps only its pages' text (and cites them);
+    the comparison lays out time, place, speed, vehicle, who and the light side by side: they agree on the
+    place, the car and the cyclist, and differ on the time, the speed and the light. A page the report lacks,
+    or pages without a record, are refused."""
+    rid = _upload_pdf(pat, POLICE_REPORT, "police.pdf")
+    novak = _add(pat, "statement", {"witness": "A. Novak", "date": "2024-03-16", "record": rid, "pages": "2"})
+    ortega = _add(pat, "statement", {"witness": "B. Ortega", "date": "2024-03-16", "record": rid, "pages": 3})
+    assert novak["data"]["text"].startswith("Witness 1") and "Ortega" not in novak["data"]["text"]
+    assert ortega["data"]["citations"] == [{"record": rid, "pages": "3"}]
+    result = pat.post("/api/v1/charts/statements/compare", json={"statements": [novak["id"], ortega["id"]]})
+    assert result.status_code == 200, result.text
+    facts = {
+        row["fact"]: (row["status"], row["values"][novak["id"]], row["values"][ortega["id"]])
+        for row in result.json()["facts"]
+    }
+    assert facts == {
+        "time": ("differ", ["21:00"], ["21:10"]),
+        "place": ("agree", ["main street"], ["main street"]),
+        "speed": ("differ", ["40 mph"], ["25 mph"]),
+        "vehicle": ("agree", ["blue car"], ["blue car"]),
+        "who": ("agree", ["cyclist"], ["cyclist"]),
+        "traffic light": ("differ", ["red"], ["green"]),
+    }
+    beyond = _add(pat, "statement", {"witness": "C", "date": "2024-03-16", "record": rid, "pages": "4"}, 400)
+    assert "3 page(s)" in beyond["detail"]
+    orphan = _add(pat, "statement", {"witness": "C", "date": "2024-03-16", "text": "Saw it", "pages": "2"}, 400)
+    assert "give 'record' too" in orphan["detail"]
+
+
 def test_citations_quote_the_cited_page(pat):
-    """A quote from page 2 cited as page 2 is kept; the same quote cited as page 1, or a page the PDF does not
-    have, is refused and nothing is written."""
+    """A quote from page 2 cited as page 2 is verified on the page; cited as page 1 it is kept as found
+    elsewhere (on page 2) and the entry is not verified; a fabricated quote, a quote from another record and a
+    page the PDF does not have are refused and nothing is written; an entry sent back with its levels is checked
+    again, not trusted."""
     rid = _upload_pdf(pat, DISCHARGE, "cited.pdf")
+    other = _upload_pdf(pat, ["Knee clinic letter.", "Meniscus tear on MRI, arthroscopy advised."], "knee.pdf")
     quote = "cast applied -- review in six weeks"
-    entry = _add(
-        pat,
-        "occurrence",
-        {"type": "diagnosis", "date": "2024-02-01", "citations": [{"record": rid, "pages": "2", "quote": quote}]},
-    )
-    assert entry["verified"] is True and entry["data"]["citations"][0]["pages"] == "2"
+
+    def occurrence(cite: dict, status: int = 201) -> dict:
+        return _add(pat, "occurrence", {"type": "diagnosis", "date": "2024-02-01", "citations": [cite]}, status)
+
+    entry = occurrence({"record": rid, "pages": "2", "quote": quote})
+    assert entry["verified"] is True and entry["data"]["citations"][0] == {
+        "record": rid,
+        "pages": "2",
+        "quote": quote,
+        "check": "page",
+    }
+    elsewhere = occurrence({"record": rid, "pages": "1", "quote": quote})
+    assert elsewhere["verified"] is False
+    assert elsewhere["data"]["citations"][0] | {"quote": ""} == {
+        "record": rid,
+        "pages": "1",
+        "quote": "",
+        "check": "record",
+        "found_on": "2",
+    }
     before = len(pat.post(f"{ENTRIES}/list", json={}).json()["items"])
-    wrong = _add(
-        pat,
-        "occurrence",
-        {"type": "diagnosis", "date": "2024-02-01", "citations": [{"record": rid, "pages": "1", "quote": quote}]},
-        status=400,
-    )
-    assert "quote is not on page(s) 1" in wrong["detail"]
+    fabricated = occurrence({"record": rid, "pages": "2", "quote": "no fracture was seen"}, 400)
+    assert f"quote is not on page(s) 2 nor elsewhere in record {rid}" in fabricated["detail"]
+    borrowed = occurrence({"record": rid, "quote": "meniscus tear on MRI"}, 400)
+    assert f"quote is not in record {rid}" in borrowed["detail"]
     beyond = _add(
         pat, "occurrence", {"type": "note", "date": "2024-02-01", "citations": [{"record": rid, "pages": "4-5"}]}, 400
     )
     assert "3 page(s)" in beyond["detail"]
     assert len(pat.post(f"{ENTRIES}/list", json={}).json()["items"]) == before
+    forged = {**elsewhere["data"], "citations": [{**elsewhere["data"]["citations"][0], "check": "page"}]}
+    again = pat.put(f"{ENTRIES}/{elsewhere['id']}", json={"data": forged})
+    assert again.status_code == 200, again.text
+    assert (again.json()["verified"], again.json()["data"]["citations"][0]["check"]) == (False, "record")
+    assert occurrence({"record": other, "pages": "2", "quote": "meniscus tear on MRI"})["verified"] is True
 
 
 def test_rescanned_pdf_is_a_near_duplicate(server):

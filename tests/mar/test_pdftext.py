@@ -67,23 +67,51 @@ def test_quotes_ignore_case_accents_spacing_and_line_end_hyphens():
     assert quotes.page_ranges("3-4, 7,9-8") == [(3, 4), (7, 7), (8, 9)]
 
 
-def _check(cite: dict, pages: Pages | None) -> None:
-    quotes.check([{"record": "r", **cite}], lambda _: pages)
+def _check(cite: dict, pages: Pages | None) -> dict:
+    checked = {"record": "r", **cite}
+    quotes.check([checked], lambda _: pages)
+    return checked
 
 
-def test_citation_checked_against_the_cited_pages():
-    """A quote on the cited page (or across a page break of a cited range) passes; on another page, or a page
-    the PDF lacks, it is refused; nothing is refused where there is no text to check against."""
+def test_citation_levels_checked_against_the_record_text():
+    """A quote on the cited page (or across a page break of a cited range) is verified on the page; on another
+    page it is found elsewhere in the record, with the page it is on; nowhere in a whole text, or a page the
+    document lacks, is refused; where there is no text to check against it is not checkable."""
     pdf = Pages(("Triage at 21:40.", "X-ray shows a displaced", "fracture. Cast applied."), 3)
-    _check({"pages": "2", "quote": "x ray shows"}, pdf)
-    _check({"pages": "2-3", "quote": "a displaced fracture"}, pdf)
-    _check({"pages": "3"}, pdf)
-    with pytest.raises(ChartError, match="not on page"):
-        _check({"pages": "1", "quote": "cast applied"}, pdf)
+    assert _check({"pages": "2", "quote": "x ray shows"}, pdf)["check"] == "page"
+    assert _check({"pages": "2-3", "quote": "a displaced fracture"}, pdf)["check"] == "page"
+    assert "check" not in _check({"pages": "3"}, pdf)
+    elsewhere = _check({"pages": "1", "quote": "displaced fracture. Cast"}, pdf)
+    assert (elsewhere["check"], elsewhere["found_on"]) == ("record", "2-3")
+    assert _check({"quote": "cast applied"}, pdf) == {
+        "record": "r",
+        "quote": "cast applied",
+        "check": "record",
+        "found_on": "3",
+    }
+    with pytest.raises(ChartError, match=r"not on page\(s\) 1 nor elsewhere"):
+        _check({"pages": "1", "quote": "the patient was seen by a surgeon"}, pdf)
+    with pytest.raises(ChartError, match="not in record"):
+        _check({"quote": "fabricated words"}, pdf)
     with pytest.raises(ChartError, match="3 page"):
         _check({"pages": "2, 7"}, pdf)
-    _check({"pages": "9", "quote": "anything"}, None)  # not a PDF
-    _check({"pages": "9", "quote": "anything"}, NO_TEXT)  # unreadable PDF
-    _check({"pages": "1", "quote": "anything"}, Pages(("",), 1))  # a scan without text
-    _check({"pages": "2", "quote": "anything"}, Pages(("a", "b"), 3, cut=True))  # page 2 not read whole
-    _check({"quote": "anything"}, pdf)  # no pages: nothing to check against
+    assert _check({"pages": "1", "quote": "typed note"}, Pages(("A typed note.",), 1))["check"] == "page"
+    assert _check({"quote": "typed note"}, Pages(("A typed note.",), 1))["check"] == "page"  # one page of text
+    with pytest.raises(ChartError, match="1 page"):
+        _check({"pages": "2", "quote": "typed note"}, Pages(("A typed note.",), 1))
+    unchecked = [
+        ({"pages": "9", "quote": "anything"}, None),  # an image: no text here
+        ({"pages": "9", "quote": "anything"}, NO_TEXT),  # unreadable PDF
+        ({"pages": "1", "quote": "anything"}, Pages(("",), 1)),  # a scan without text
+        ({"pages": "2", "quote": "anything"}, Pages(("a", "b"), 3, cut=True)),  # page 2 not read whole
+        ({"quote": "anything"}, Pages(("a", "b"), 3)),  # page 3 not read
+    ]
+    assert [_check(cite, pages)["check"] for cite, pages in unchecked] == ["unchecked"] * 5
+
+
+def test_only_quotes_on_their_page_verify_an_entry():
+    assert quotes.verified([{"record": "r", "quote": "q", "check": "page"}, {"record": "s"}])
+    assert not quotes.verified([{"record": "r", "quote": "q", "check": "record", "found_on": "2"}])
+    assert not quotes.verified([{"record": "r", "quote": "q", "check": "unchecked"}])
+    assert not quotes.verified([{"record": "r", "quote": "q"}])  # written before quotes had levels
+    assert not quotes.verified([])

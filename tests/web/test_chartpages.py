@@ -67,7 +67,8 @@ def test_injury_form_links_and_entry_pages(chart):
     assert "Contributing occurrence" in linked and "Contributing note" in linked and "Fell on the stairs" in linked
 
     fall = c.get(f"/chart/entries/{ids['fall']}", headers=HTML).text
-    assert f'href="/records/{ids["letter"]}?page=3"' in fall and "page 3-4" in fall and "fell</blockquote>" in fall
+    assert f'href="/records/{ids["letter"]}?page=3"' in fall and "page 3-4" in fall
+    assert 'data-check="unchecked">Not checkable</p>' in fall and "In the reader's words: fell" in fall
     assert "Injury it contributes to" in fall and "Annotation on it" in fall
     assert "Injury on 2024-03-15" in c.get("/chart/injuries", headers=HTML).text
 

@@ -12,7 +12,7 @@ Entries. The JSON body (kind, author, time, the fields of mar/entries.py) is sig
 key (`sign_manifest`) and sealed with AES-256-GCM under HKDF(chart key, "chart/entries/v1"), the entry id and
 patient id as associated data, so an entry cannot be moved to another chart or swapped with another. Readers
 check the signature against the author's key and that the signed id, patient and author match the row.
-Citations of a PDF's pages are checked against the text of those pages before signing (mar/quotes.py).
+A quote is checked against the cited record's text before signing, and keeps the level found (mar/quotes.py).
 The row holds only ids, the creation time and the sealed body: the kind is sealed too (a dump must not tell
 that a patient has an injury), so listing by kind opens the chart's entries and filters them (a chart holds
 hundreds of entries, not records' thousands: one AES-GCM open and one signature check each).
@@ -44,7 +44,7 @@ from medvault.crypto.passwords import derive_subkey
 from medvault.db.schema import chart_entries, chart_keys, record_keys, records, shares, users
 from medvault.mar import quotes, recordtext
 from medvault.mar.entries import KINDS, ChartError, entry_links, record_refs, validate
-from medvault.mar.pdftext import Pages, is_pdf
+from medvault.mar.pdftext import Pages
 from medvault.mar.search import Search
 from medvault.vault import IntegrityError
 from medvault.vault.records import OpenRecord, Vault, usable_key
@@ -400,7 +400,8 @@ class Chart:
 
     def _checked(self, desk: Desk, kind: object, data: object) -> dict:
         """The entry's clean data, once every rule for writing it holds: its shape, who may write its kind, the
-        records it cites (readable by the writer, PDF quotes on their pages), the kinds of the entries it links."""
+        records it cites (readable by the writer, quotes checked against their text), the kinds of the entries it
+        links."""
         clean = validate(kind, data)
         if kind == "standard" and desk.role != "specialist":
             raise ChartError("Standards of care are noted by specialists", 403)
@@ -408,7 +409,7 @@ class Chart:
         unreadable = sorted(set(refs) - self.readable(desk, refs))
         if unreadable:
             raise ChartError(f"Record(s) not found in this chart or not readable by you: {', '.join(unreadable)}")
-        quotes.check(clean["citations"], lambda rid: self._pdf_pages(desk, rid))
+        quotes.check(clean["citations"], lambda rid: self._record_text(desk, rid))
         links = entry_links(kind, clean)
         if links:
             found = {e["id"]: e["kind"] for e in self.entries(desk, ids=list(links)) if "data" in e}
@@ -416,9 +417,10 @@ class Chart:
             if bad:
                 raise ChartError(f"Linked entr(y/ies) not found in this chart or of the wrong kind: {', '.join(bad)}")
         if kind == "statement" and "record" in clean:
-            clean.update(self._statement_text(desk, clean["record"]))
-            if not any(c["record"] == clean["record"] for c in clean["citations"]):
-                clean["citations"].append({"record": clean["record"]})
+            source = {"record": clean["record"], **({"pages": clean["pages"]} if "pages" in clean else {})}
+            clean.update(self._statement_text(desk, source))
+            if source not in clean["citations"]:
+                clean["citations"].append(source)
         return clean
 
     def audit_entries(self, desk: Desk, entries: list[dict], ip: str | None, action: str = "annotate") -> None:
@@ -428,17 +430,23 @@ class Chart:
             for rid in record_refs(entry.get("data", {})) or [None]:
                 self.audit.append(action, desk.reader_id, rid, ip)
 
-    def _statement_text(self, desk: Desk, record_id: str) -> dict:
-        """A statement read from a record keeps the record's text (a text file's, or a PDF's pages)."""
-        found = recordtext.read(self._vault, self._vault.open(record_id, desk.reader_id, desk.keys))
-        if found is None or not found.text.strip():
+    def _statement_text(self, desk: Desk, source: dict) -> dict:
+        """A statement read from a record keeps the text of the record, or of its chosen pages (a police report
+        holds several witnesses); pages beyond the document are refused."""
+        found = recordtext.read(self._vault, self._vault.open(source["record"], desk.reader_id, desk.keys))
+        numbers = quotes.cited_pages(source, found)
+        if found is not None and numbers:
+            texts = [found.page(n) for n in numbers]
+            text, truncated = "\n".join(t or "" for t in texts), None in texts
+        else:
+            text, truncated = (found.text, found.truncated) if found is not None else ("", False)
+        if not text.strip():
             return {"text_available": False}
-        return {"text": found.text, "text_available": True, "truncated": found.truncated}
+        return {"text": text, "text_available": True, "truncated": truncated}
 
-    def _pdf_pages(self, desk: Desk, record_id: str) -> Pages | None:
-        """A cited record's page text when it is a PDF (to check the citation), else None."""
-        record = self._vault.open(record_id, desk.reader_id, desk.keys)
-        return recordtext.read(self._vault, record) if is_pdf(record.metadata.get("content_type")) else None
+    def _record_text(self, desk: Desk, record_id: str) -> Pages | None:
+        """A cited record's text, page by page (to check the citation), None when its type has none."""
+        return recordtext.read(self._vault, self._vault.open(record_id, desk.reader_id, desk.keys))
 
     @staticmethod
     def _present(body: dict, author: str | None, valid: bool) -> dict:
@@ -450,7 +458,7 @@ class Chart:
             "created_at": body["created_at"],
             **({"updated_at": body["updated_at"]} if "updated_at" in body else {}),
             "signature_valid": valid,
-            "verified": bool(data.get("citations")),
+            "verified": quotes.verified(data.get("citations") or []),
             "data": data,
         }
 

@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import io
 
+from medvault.mar import quotes
 from medvault.mar.chart import Chart, Desk
 from medvault.mar.entries import OCCURRENCE_TYPES, ChartError, check_date, first_day, last_day
 
@@ -169,9 +170,7 @@ def to_csv(result: dict) -> str:
     for section in sections:
         for e in result[section]:
             d = e["data"]
-            cites = "; ".join(
-                c["record"] + (f" p. {c['pages']}" if c.get("pages") else "") for c in d.get("citations", [])
-            )
+            cites = "; ".join(quotes.described(c, c["record"]) for c in d.get("citations", []))
             row = (
                 section if section != "occurrences" else "",
                 d["date"],

@@ -2,9 +2,10 @@
 
 fpdf2 (pure Python) writes it in memory; nothing goes to disk. One row per occurrence: date, kind,
 description (with its author), facility, providers, and sources (the cited records by title where the reader
-can open them, with pages and quotes, or "not verified"). With an incident date the rows fall under three
-headings, before / around / on or after it; a gap longer than `gap_days` is a shaded row where it falls, as
-on the chronology page. The title names the patient and when the document was made; every page is numbered.
+can open them, with pages, quotes and how each was checked, or "not verified"). With an incident date the rows
+fall under three headings, before / around / on or after it; a gap longer than `gap_days` is a shaded row
+where it falls, as on the chronology page. The title names the patient and when the document was made; every
+page is numbered.
 
 Fonts. DejaVu Sans (Debian's fonts-dejavu-core) covers Latin, Greek and Cyrillic; a character it lacks becomes
 "?" here, rather than fpdf2 writing the missing character into the server's log. Without DejaVu the PDF core
@@ -20,6 +21,7 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
+from medvault.mar import quotes
 from medvault.mar.chart import Chart, Desk
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -69,15 +71,7 @@ def _sources(item: dict, titles: dict[str, str]) -> str:
     cites = item["data"].get("citations", [])
     if not cites:
         return "not verified (no source cited)"
-    lines = []
-    for c in cites:
-        line = titles.get(c["record"]) or f"record {c['record'][:8]}"
-        if c.get("pages"):
-            line += f", p. {c['pages']}"
-        if c.get("quote"):
-            line += f': "{c["quote"]}"'
-        lines.append(line)
-    return "\n".join(lines)
+    return "\n".join(quotes.described(c, titles.get(c["record"]) or f"record {c['record'][:8]}") for c in cites)
 
 
 def _description(item: dict) -> str:

@@ -34,6 +34,7 @@ LONG = 20_000
 STATEMENT = 100_000
 MAX_CITATIONS = 50
 MAX_LINKS = 100
+CHECKED_FIELDS = {"check", "found_on"}
 _PAGES = re.compile(r"^\d{1,5}(-\d{1,5})?(,\s?\d{1,5}(-\d{1,5})?){0,19}$")
 
 
@@ -122,8 +123,19 @@ def _names(data: dict, key: str, minimum: int = 0) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def page_spec(pages: object, what: str) -> str:
+    """Pages named as `3`, `3-4` or `3-4, 7` (a whole number is taken as one page)."""
+    if isinstance(pages, int) and not isinstance(pages, bool) and 0 < pages < 100_000:
+        pages = str(pages)
+    if not isinstance(pages, str) or not _PAGES.match(pages):
+        raise ChartError(f"{what} must look like 3, 3-4 or 3-4, 7")
+    return pages
+
+
 def citations(value: object) -> list[dict]:
-    """`[{"record": id, "pages": "3-4"?, "quote": text?}]`: where a statement comes from."""
+    """`[{"record": id, "pages": "3-4"?, "quote": text?}]`: where a statement comes from. What the server found
+    when it checked a quote (`CHECKED_FIELDS`, mar/quotes.py) is dropped, so an entry read back can be sent
+    again, and checked again."""
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > MAX_CITATIONS:
@@ -132,17 +144,12 @@ def citations(value: object) -> list[dict]:
     for item in value:
         if not isinstance(item, dict) or "record" not in item:
             raise ChartError('each citation is an object {"record": id, "pages"?: "3-4", "quote"?: text}')
-        unknown = set(item) - {"record", "pages", "quote"}
+        unknown = set(item) - {"record", "pages", "quote"} - CHECKED_FIELDS
         if unknown:
             raise ChartError(f"unknown citation field(s): {', '.join(sorted(unknown))}")
         cite = {"record": canonical_id(item["record"], "citation 'record'")}
-        pages = item.get("pages")
-        if pages is not None:
-            if isinstance(pages, int) and not isinstance(pages, bool) and 0 < pages < 100_000:
-                pages = str(pages)
-            if not isinstance(pages, str) or not _PAGES.match(pages):
-                raise ChartError("citation 'pages' must look like 3, 3-4 or 3-4, 7")
-            cite["pages"] = pages
+        if item.get("pages") is not None:
+            cite["pages"] = page_spec(item["pages"], "citation 'pages'")
         quote = _text(item, "quote", SHORT)
         if quote:
             cite["quote"] = quote
@@ -187,7 +194,7 @@ FIELDS = {
         "notes",
         "citations",
     },
-    "statement": {"witness", "date", "approximate", "text", "record", "citations"},
+    "statement": {"witness", "date", "approximate", "text", "record", "pages", "citations"},
     "mark": {"statements", "verdict", "topic", "note", "citations"},
     "standard": {"record", "occurrence", "standard", "status", "note", "citations"},
     "annotation": {"record", "occurrence", "text", "citations"},
@@ -227,6 +234,10 @@ def validate(kind: object, data: object) -> dict:
             clean["text"] = _text(data, "text", STATEMENT, required=True)
         else:
             clean["record"] = canonical_id(data["record"], "'record'")
+            if data.get("pages") is not None:
+                clean["pages"] = page_spec(data["pages"], "'pages' (of the statement's record)")
+        if "pages" in data and "record" not in clean:
+            raise ChartError("'pages' choose a part of the statement's record: give 'record' too")
     elif kind == "mark":
         clean["statements"] = _ids(data, "statements", minimum=2)
         clean["verdict"] = _choice(data, "verdict", VERDICTS)

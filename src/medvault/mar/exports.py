@@ -12,8 +12,9 @@ the server. The identity is returned once and never stored. File names inside th
 only; names, titles and dates are in the encrypted `index.csv.age`.
 
 An import is all-or-nothing, a crash included: the Bundle is validated and mapped before the first write, the
-files are encrypted into blobs, and one transaction then commits every record and chart occurrence. Until it
-commits no row names those blobs: a failure deletes them, a killed process leaves them to the start-up sweep.
+files are encrypted into blobs, the occurrences' quotes are checked against the files' text as when typed in
+(mar/quotes.py), and one transaction then commits every record and chart occurrence. Until it commits no row
+names those blobs: a failure deletes them, a killed process leaves them to the start-up sweep.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from sqlalchemy import Engine, insert, or_, select
 
 from medvault.crypto.keyring import PrivateKeys
 from medvault.db.schema import chart_entries, record_keys, records, shares, users
+from medvault.mar import quotes, recordtext
 from medvault.mar.chart import Desk, seal_entry
 from medvault.mar.fhir import ExportedRecord, Person, chart_bundle, summary_bundle
-from medvault.mar.fhirimport import cite, read_chart
+from medvault.mar.fhirimport import cite, placeholder, read_chart
+from medvault.mar.pdftext import Pages
 from medvault.mar.summaries import CATEGORY
 from medvault.vault import IntegrityError, RecordNotFound, TooLarge, VaultError
 from medvault.vault.records import Upload, Vault, usable_key
@@ -285,8 +288,10 @@ class Exports:
         after a crash (kill -9) the start-up sweep removes them, since no row names them."""
         found = read_chart(bundle)  # validates and maps everything but the files before any write
         uploads: list[Upload] = []
+        texts: dict[str, Pages | None] = {}
         try:
             for imported in found.records:
+                texts[placeholder(len(uploads))] = recordtext.of_content(imported.content, imported.content_type)
                 upload = self._vault.begin_upload(desk.patient_id, self._max_upload)
                 upload.keep_head = keep_head
                 uploads.append(upload)
@@ -294,6 +299,8 @@ class Exports:
                 for start in range(0, len(view), CHUNK):
                     upload.write(view[start : start + CHUNK])
                 upload.seal(imported.metadata, imported.filename, imported.content_type, desk.reader_id, desk.keys)
+            for occurrence in found.occurrences:  # quotes checked as when they are typed in, levels set anew
+                quotes.check(occurrence["citations"], texts.get)
             readers = [more_readers(u.metadata) if more_readers is not None else [] for u in uploads]
             record_ids = [u.record_id for u in uploads]
             now = time.time()

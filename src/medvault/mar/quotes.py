@@ -1,21 +1,34 @@
-"""Citations of PDF pages checked against the text of those pages, before an entry is signed.
+"""Citations checked against the text of the cited record, before an entry is signed.
 
-An entry with a citation is shown as verified, so a citation naming a page the PDF does not have, or quoting
-words that are not on the cited pages, is refused with a message saying which. Quotes are compared without
-case, accents, spacing, punctuation and line-end hyphens (what text extraction and retyping change), and
-across the cited pages in order (a quote may run over a page break). Nothing is refused on what cannot be
-seen: a PDF without text (a scan, malformed, too large), pages beyond the extraction limits, or a record that
-is not a PDF.
+A quote is looked for on the cited pages first, then in the rest of the record, and the citation keeps what
+was found as its `check`, one of three levels the pages and the exports show (`LEVELS`):
+
+- `page`: the words are on the cited pages (or, when no page is cited, the record is one page of text);
+- `record`: they are elsewhere in the record, on the pages kept as `found_on`;
+- `unchecked`: the record has no text to check them against (an image, a scan OCR could not read, a text
+  beyond the extraction limits).
+
+A citation of a page the document does not have, or a quote that is nowhere in a record whose whole text
+was read, is refused with a message saying which. Only a `page` quote is printed as a quotation. Quotes are
+compared without case, accents, spacing, punctuation and line-end hyphens (what text extraction, OCR and
+retyping change), and across page breaks. The level is set here, on the server: a client cannot send it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from itertools import accumulate
 
 from medvault.mar.entries import ChartError
 from medvault.mar.index import normalise
 from medvault.mar.pdftext import Pages
+
+LEVELS = {
+    "page": "verified on the page",
+    "record": "found elsewhere in the record",
+    "unchecked": "not checkable",
+}
 
 _NOT_WORD = re.compile(r"\W+")
 
@@ -35,25 +48,80 @@ def page_ranges(spec: str) -> list[tuple[int, int]]:
     return ranges
 
 
-def check(citations: list[dict], pdf_pages: Callable[[str], Pages | None]) -> None:
-    """Refuse a citation whose pages or quote its PDF contradicts; `pdf_pages(record)` is None for non-PDFs."""
+def verified(citations: list[dict]) -> bool:
+    """An entry is verified when it cites a record and each of its quotes is on the page it names."""
+    return bool(citations) and all(c.get("check") == "page" for c in citations if c.get("quote"))
+
+
+def described(cite: dict, name: str) -> str:
+    """One citation as the chronology PDF and CSV print it: only a quote found in the record's text is put in
+    quotation marks, with where it was found; an unchecked one is shown as the reader's words."""
+    line = name + (f", p. {cite['pages']}" if cite.get("pages") else "")
+    quote = cite.get("quote")
+    level = cite.get("check", "unchecked")
+    if not quote:
+        return line
+    if level == "page":
+        return f'{line}: "{quote}" ({LEVELS[level]})'
+    if level == "record":
+        return f'{line}: "{quote}" ({LEVELS[level]}, p. {cite["found_on"]})'
+    return f"{line} ({LEVELS['unchecked']}, in the reader's words: {quote})"
+
+
+def check(citations: list[dict], record_pages: Callable[[str], Pages | None]) -> None:
+    """Set each quoted citation's `check` level, or refuse one its record contradicts; `record_pages(record)`
+    is the record's text, None when its type has none."""
     read: dict[str, Pages | None] = {}
     for cite in citations:
-        if "pages" not in cite:
-            continue
         record = cite["record"]
         if record not in read:
-            read[record] = pdf_pages(record)
-        pages = read[record]
-        if pages is None or not pages.count:
-            continue
-        ranges = page_ranges(cite["pages"])
-        highest = max(last for _, last in ranges)
-        if highest > pages.count:
-            raise ChartError(f"Record {record} has {pages.count} page(s): page {highest} cannot be cited")
-        quote = squashed(cite.get("quote") or "")
-        texts = [pages.page(n) for first, last in ranges for n in range(first, last + 1)]
-        if not quote or None in texts or not any(t.strip() for t in texts):
-            continue
-        if quote not in squashed("".join(texts)):
-            raise ChartError(f"The quote is not on page(s) {cite['pages']} of record {record}")
+            read[record] = record_pages(record)
+        _check_one(cite, read[record])
+
+
+def _check_one(cite: dict, pages: Pages | None) -> None:
+    wanted = cited_pages(cite, pages)
+    quote = squashed(cite.get("quote") or "")
+    if not quote:
+        return
+    whole = [pages.page(n) for n in range(1, len(pages.texts) + 1)] if pages else []
+    readable = [t for t in whole if t is not None]
+    if not any(t.strip() for t in readable):
+        cite["check"] = "unchecked"
+        return
+    cited = [pages.page(n) for n in wanted] or ([whole[0]] if pages.count == 1 else [])
+    if cited and None not in cited and quote in squashed("".join(cited)):
+        cite["check"] = "page"
+        return
+    found = _found_on(quote, readable)
+    if found:
+        cite["check"], cite["found_on"] = "record", found
+    elif pages.truncated or None in cited:
+        cite["check"] = "unchecked"
+    else:
+        where = f"on page(s) {cite['pages']} nor elsewhere in" if "pages" in cite else "in"
+        raise ChartError(f"The quote is not {where} record {cite['record']}")
+
+
+def cited_pages(cite: dict, pages: Pages | None) -> list[int]:
+    """The page numbers a citation names (none listed for a record without known pages); refused when the
+    document is known to have fewer."""
+    if "pages" not in cite or pages is None or not pages.count:
+        return []
+    ranges = page_ranges(cite["pages"])
+    highest = max(last for _, last in ranges)
+    if highest > pages.count:
+        raise ChartError(f"Record {cite['record']} has {pages.count} page(s): page {highest} cannot be cited")
+    return [n for first, last in ranges for n in range(first, last + 1)]
+
+
+def _found_on(quote: str, texts: list[str]) -> str | None:
+    """The pages ("3" or "3-4") the squashed quote runs over in the record's whole pages, or None."""
+    squashed_pages = [squashed(t) for t in texts]
+    at = "".join(squashed_pages).find(quote)
+    if at < 0:
+        return None
+    ends = list(accumulate(len(s) for s in squashed_pages))
+    first = next(n for n, end in enumerate(ends, 1) if end > at)
+    last = next(n for n, end in enumerate(ends, 1) if end >= at + len(quote))
+    return str(first) if first == last else f"{first}-{last}"

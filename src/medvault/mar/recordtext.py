@@ -23,6 +23,16 @@ def of_text_head(head: bytes, size: int) -> Pages:
     return Pages((head.decode("utf-8", "replace"),), 1, cut=size > len(head))
 
 
+def of_content(content: bytes, content_type: str | None) -> Pages | None:
+    """The text of a record's whole decrypted content, or None when its type has none here (a FHIR import
+    holds its files in memory before they are stored)."""
+    if is_text(content_type):
+        return of_text_head(content[:TEXT_BYTES], len(content))
+    if is_pdf(content_type) and len(content) <= MAX_PDF_BYTES:
+        return extract(content)
+    return None
+
+
 def read(vault: Vault, record: OpenRecord) -> Pages | None:
     """The record's text, or None when its type has none here; raises IntegrityError on a tampered chunk."""
     content_type = record.metadata.get("content_type")
@@ -30,5 +40,5 @@ def read(vault: Vault, record: OpenRecord) -> Pages | None:
         end = min(record.size, TEXT_BYTES)
         return of_text_head(b"".join(vault.read_range(record, 0, end)), record.size)
     if is_pdf(content_type) and record.size <= MAX_PDF_BYTES:
-        return extract(b"".join(vault.read_range(record, 0, record.size)))
+        return of_content(b"".join(vault.read_range(record, 0, record.size)), content_type)
     return None

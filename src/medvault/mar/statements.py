@@ -1,7 +1,9 @@
-"""Witness statements side by side: word-level differences between each pair, and the marks made on them.
+"""Witness statements side by side: fact by fact, word-level differences between each pair, and the marks.
 
 A statement read from a record carries that record's text, taken when the statement was written: a text
-file's, or a PDF's pages (mar/recordtext.py). A scan without a text layer has none and cannot be compared.
+file's, or a PDF's pages, all of them or the ones chosen (a police report holds several witnesses;
+mar/recordtext.py). A scan without a text layer has none and cannot be compared. The facts each names (time,
+place, speed, vehicle, who, the traffic light: mar/statementfacts.py) are laid out side by side first.
 
 Words are whitespace-separated tokens compared exactly (`difflib.SequenceMatcher`, no junk heuristic), so a
 changed time ("9pm" / "11pm") or place shows as a `replace` segment. Agreements and contradictions are
@@ -16,6 +18,7 @@ import re
 
 from medvault.mar.chart import Chart, Desk
 from medvault.mar.entries import ChartError, canonical_id
+from medvault.mar.statementfacts import side_by_side
 
 MAX_STATEMENTS = 5
 MAX_WORDS = 20_000
@@ -56,7 +59,8 @@ def compare(chart: Chart, desk: Desk, ids: object) -> dict:
         for m in chart.entries(desk, kinds=("mark",))
         if "data" in m and len(set(m["data"]["statements"]) & set(wanted)) >= 2
     ]
-    return {"statements": [found[i] for i in wanted], "pairs": pairs, "marks": marks}
+    facts = side_by_side({i: found[i]["data"]["text"] for i in wanted})
+    return {"statements": [found[i] for i in wanted], "facts": facts, "pairs": pairs, "marks": marks}
 
 
 def checklist(chart: Chart, desk: Desk) -> dict:

@@ -276,6 +276,8 @@ async def statement_add_page(request: Request) -> Response:
         data["date"] = form.text("date")
     if form.text("record"):
         data["record"] = form.text("record")
+        if form.text("pages"):
+            data["pages"] = form.text("pages")
     else:
         data["text"] = form.get("text")
     try:

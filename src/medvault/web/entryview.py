@@ -13,6 +13,7 @@ import re
 from urllib.parse import quote
 
 from medvault.auth.sessions import Session
+from medvault.mar import quotes
 from medvault.mar.chart import Chart, Desk
 from medvault.mar.entries import ChartError, entry_links
 
@@ -150,10 +151,21 @@ def first_page(pages: str | None) -> int | None:
 
 
 def citations(entry: dict, records: dict[str, dict]) -> list[dict]:
-    """The entry's citations with the cited record's brief (None when this reader cannot open it)."""
+    """The entry's citations with the cited record's brief (None when this reader cannot open it) and, for a
+    quote, how it was checked (an entry written before quotes were checked counts as unchecked)."""
     out = []
     for cite in (entry.get("data") or {}).get("citations", []):
-        out.append({**cite, "brief": records.get(cite["record"]), "page": first_page(cite.get("pages"))})
+        check = cite.get("check", "unchecked") if cite.get("quote") else None
+        page = first_page(cite.get("found_on") if check == "record" else cite.get("pages"))
+        out.append(
+            {
+                **cite,
+                "brief": records.get(cite["record"]),
+                "page": page,
+                "check": check,
+                "level": quotes.LEVELS.get(check),
+            }
+        )
     return out
 
 
