@@ -434,12 +434,14 @@ class Chart:
         """A statement read from a record keeps the text of the record, or of its chosen pages (a police report
         holds several witnesses); pages beyond the document are refused."""
         found = recordtext.read(self._vault, self._vault.open(source["record"], desk.reader_id, desk.keys))
+        if found is None:
+            return {"text_available": False}
         numbers = quotes.cited_pages(source, found)
-        if found is not None and numbers:
+        if numbers:
             texts = [found.page(n) for n in numbers]
             text, truncated = "\n".join(t or "" for t in texts), None in texts
         else:
-            text, truncated = (found.text, found.truncated) if found is not None else ("", False)
+            text, truncated = found.text, found.truncated
         if not text.strip():
             return {"text_available": False}
         return {"text": text, "text_available": True, "truncated": truncated}

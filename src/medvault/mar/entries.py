@@ -236,7 +236,7 @@ def validate(kind: object, data: object) -> dict:
             clean["record"] = canonical_id(data["record"], "'record'")
             if data.get("pages") is not None:
                 clean["pages"] = page_spec(data["pages"], "'pages' (of the statement's record)")
-        if "pages" in data and "record" not in clean:
+        if data.get("pages") is not None and "record" not in clean:
             raise ChartError("'pages' choose a part of the statement's record: give 'record' too")
     elif kind == "mark":
         clean["statements"] = _ids(data, "statements", minimum=2)

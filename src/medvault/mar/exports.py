@@ -288,10 +288,12 @@ class Exports:
         after a crash (kill -9) the start-up sweep removes them, since no row names them."""
         found = read_chart(bundle)  # validates and maps everything but the files before any write
         uploads: list[Upload] = []
+        checked = {c["record"] for occ in found.occurrences for c in occ["citations"] if quotes.needs_text(c)}
         texts: dict[str, Pages | None] = {}
         try:
-            for imported in found.records:
-                texts[placeholder(len(uploads))] = recordtext.of_content(imported.content, imported.content_type)
+            for n, imported in enumerate(found.records):
+                if placeholder(n) in checked:  # only a cited file's text is read, while it is in memory
+                    texts[placeholder(n)] = recordtext.of_content(imported.content, imported.content_type)
                 upload = self._vault.begin_upload(desk.patient_id, self._max_upload)
                 upload.keep_head = keep_head
                 uploads.append(upload)

@@ -48,23 +48,33 @@ def page_ranges(spec: str) -> list[tuple[int, int]]:
     return ranges
 
 
+def level(cite: dict) -> str | None:
+    """How the citation's quote was checked; None without a quote, `unchecked` for an entry written before
+    quotes were checked."""
+    return cite.get("check", "unchecked") if cite.get("quote") else None
+
+
+def needs_text(cite: dict) -> bool:
+    """Whether checking the citation reads its record: a bare reference to a record names nothing to check."""
+    return "pages" in cite or bool(cite.get("quote"))
+
+
 def verified(citations: list[dict]) -> bool:
     """An entry is verified when it cites a record and each of its quotes is on the page it names."""
-    return bool(citations) and all(c.get("check") == "page" for c in citations if c.get("quote"))
+    return bool(citations) and all(level(c) in (None, "page") for c in citations)
 
 
 def described(cite: dict, name: str) -> str:
     """One citation as the chronology PDF and CSV print it: only a quote found in the record's text is put in
     quotation marks, with where it was found; an unchecked one is shown as the reader's words."""
     line = name + (f", p. {cite['pages']}" if cite.get("pages") else "")
-    quote = cite.get("quote")
-    level = cite.get("check", "unchecked")
-    if not quote:
+    quote, level_ = cite.get("quote"), level(cite)
+    if level_ is None:
         return line
-    if level == "page":
-        return f'{line}: "{quote}" ({LEVELS[level]})'
-    if level == "record":
-        return f'{line}: "{quote}" ({LEVELS[level]}, p. {cite["found_on"]})'
+    if level_ == "page":
+        return f'{line}: "{quote}" ({LEVELS[level_]})'
+    if level_ == "record":
+        return f'{line}: "{quote}" ({LEVELS[level_]}, p. {cite["found_on"]})'
     return f"{line} ({LEVELS['unchecked']}, in the reader's words: {quote})"
 
 
@@ -72,7 +82,7 @@ def check(citations: list[dict], record_pages: Callable[[str], Pages | None]) ->
     """Set each quoted citation's `check` level, or refuse one its record contradicts; `record_pages(record)`
     is the record's text, None when its type has none."""
     read: dict[str, Pages | None] = {}
-    for cite in citations:
+    for cite in filter(needs_text, citations):
         record = cite["record"]
         if record not in read:
             read[record] = record_pages(record)

@@ -152,10 +152,10 @@ def first_page(pages: str | None) -> int | None:
 
 def citations(entry: dict, records: dict[str, dict]) -> list[dict]:
     """The entry's citations with the cited record's brief (None when this reader cannot open it) and, for a
-    quote, how it was checked (an entry written before quotes were checked counts as unchecked)."""
+    quote, how it was checked (mar/quotes.py)."""
     out = []
     for cite in (entry.get("data") or {}).get("citations", []):
-        check = cite.get("check", "unchecked") if cite.get("quote") else None
+        check = quotes.level(cite)
         page = first_page(cite.get("found_on") if check == "record" else cite.get("pages"))
         out.append(
             {
