@@ -1,0 +1,105 @@
+"""`medvault restore`: rebuild an empty data folder from the newest complete snapshot, verifying every file.
+
+Everything is assembled in a hidden sibling folder and renamed into place only when every SHA-256 in the
+(age-authenticated) manifest matched, so a refused or killed restore leaves the target as empty as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from medvault.backup import BackupError
+from medvault.backup.ageio import decrypt, decrypt_bytes
+from medvault.backup.files import copy_verified, fsync_dir, fsync_dirs, sha256_file
+from medvault.backup.manifest import MANIFEST, STATE, Manifest
+from medvault.config import Settings
+
+_STATE_FILES = {"medvault.db", "server.secret", "tls/cert.pem", "tls/key.pem"}
+_HEX = set("0123456789abcdef")
+
+
+@dataclass
+class RestoreResult:
+    snapshot: str
+    blobs: int
+    total_bytes: int
+    skipped: list[str]  # newer snapshots without a manifest (unfinished, or their manifest was removed)
+
+
+def newest_snapshot(source: Path) -> tuple[Path, list[str]]:
+    """The newest snapshot with a manifest, and the names of newer ones without (never restored)."""
+    folders = sorted(p for p in (source / "snapshots").glob("*") if p.is_dir())
+    done = [p for p in folders if (p / MANIFEST).exists()]
+    if not done:
+        raise BackupError(f"{source} holds no complete snapshot")
+    return done[-1], [p.name for p in folders if p.name > done[-1].name]
+
+
+def _extract_state(stream: BinaryIO, into: Path) -> None:
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if member.name not in _STATE_FILES or not member.isfile():
+                    raise BackupError(f"unexpected entry in the snapshot: {member.name[:60]!r}")
+                target = into / member.name
+                target.parent.mkdir(mode=0o700, exist_ok=True)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(tar.extractfile(member), out)  # type: ignore[arg-type]
+                    os.fsync(out.fileno())
+    except (tarfile.TarError, FileExistsError):
+        raise BackupError(f"{STATE} is not a state archive of `medvault backup`") from None
+
+
+def restore(
+    settings: Settings,
+    source: Path,
+    identity: Path,
+    progress: Callable[[int, int], Callable[[int], None]] | None = None,
+) -> RestoreResult:
+    data_dir = settings.data_dir
+    if settings.database_url:
+        raise BackupError("restore goes into a data folder with its own SQLite database; unset database_url")
+    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
+        raise BackupError(f"{data_dir} is not empty: restore only into an empty or new folder")
+    if not identity.is_file():
+        raise BackupError(f"identity file {identity} does not exist")
+    folder, skipped = newest_snapshot(source)
+    manifest = Manifest.from_json(decrypt_bytes(identity, folder / MANIFEST))
+    if manifest.snapshot != folder.name:
+        raise BackupError(f"the manifest in {folder.name} belongs to another snapshot")
+    if sha256_file(folder / STATE) != manifest.state_sha256:
+        raise BackupError(f"{STATE} of {folder.name} does not match its manifest (changed or damaged)")
+    stage = data_dir.parent / f".{data_dir.name}.restoring-{secrets.token_hex(4)}"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage.mkdir(mode=0o700)
+    try:
+        decrypt(identity, folder / STATE, lambda stream: _extract_state(stream, stage))
+        if not (stage / "medvault.db").exists() or not (stage / "server.secret").exists():
+            raise BackupError(f"{STATE} of {folder.name} lacks the database or the server secret")
+        total = sum(size for size, _ in manifest.blobs.values())
+        tick = progress(len(manifest.blobs), total) if progress else None
+        dirs = {p for p in (stage, stage / "tls", stage / "blobs") if p.exists()}  # fsynced once, at the end
+        for name, (_size, digest) in sorted(manifest.blobs.items()):
+            if len(name) != 32 or not set(name) <= _HEX:
+                raise BackupError("the manifest names a blob that is not a blob")
+            blob = source / "blobs" / name[:2] / name
+            if not blob.exists():
+                raise BackupError(f"blob {name} of the snapshot is missing from {source}")
+            copy_verified(blob, stage / "blobs" / name[:2] / name, expect=digest, progress=tick, dirs=dirs)
+        fsync_dirs(dirs | ({stage / "blobs"} if manifest.blobs else set()))
+        if data_dir.exists():
+            data_dir.rmdir()
+        os.rename(stage, data_dir)
+        fsync_dir(data_dir.parent)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return RestoreResult(manifest.snapshot, len(manifest.blobs), total + manifest.state_size, skipped)
