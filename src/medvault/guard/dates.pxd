@@ -4,7 +4,7 @@
 
 cdef class DateTemplate:
     cdef public object pattern, kind, regex, anchored, before_date, _s_index, _key_groups, _cache
-    cdef public object time_of, _now_memo, _last_minute
+    cdef public object time_of, _now_memo, _last_minute, found, found_quick
 
 
 cdef class DateDetector:

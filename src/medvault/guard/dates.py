@@ -172,6 +172,8 @@ class DateTemplate:
                 body = re.sub(r"\{L?EPOCH\}", f"(?P<_epoch>{_EPOCH})", body, flags=re.I)
             regex = self._compile_body(body, line_begin and not unbounded, unbounded)
         self.regex = re.compile(regex)
+        # `DateDetector.skip`'s tests whether a line has this date, compiled when first needed (`finders`).
+        self.found = self.found_quick = None
         self.anchored = regex.startswith("^")
         self.before_date = _before_date(regex)
         # Parse cache: lines of a log share everything but the seconds, so parsed dates are cached
@@ -184,6 +186,15 @@ class DateTemplate:
         self.time_of = self._cached_time if self._s_index else self.parse
         self._now_memo: tuple = (None, None, None)  # (now, tz, `_now_parts(now, tz)`) of the last call
         self._last_minute: tuple = (None, None, None, None)  # (minute fields, now, tz, cache entry)
+
+    def finders(self) -> tuple[Callable, Callable]:
+        """Two tests of whether a line has this date, faster than `regex.search`: `found` is that regex with
+        its unreferenced groups not captured (`re` spends much of a date's time on captures); `found_quick`,
+        cheaper still, also lacks the optional tail, so it is enough when it matches but may miss."""
+        if self.found is None:
+            self.found = _uncaptured(self.regex).search
+            self.found_quick = _uncaptured(_without_optional_tail(self.regex)).search
+        return self.found_quick, self.found
 
     @staticmethod
     def _compile_body(body: str, line_begin: bool, unbounded: bool) -> str:
@@ -265,6 +276,94 @@ class DateTemplate:
         if assume_year and stamp > now + 86400:
             return None if year_before is None else year_before + sec
         return stamp
+
+
+_NAMED_GROUP = re.compile(r"(?<!\\)\(\?P<(\w+)>")
+_GROUP_USE = re.compile(r"\(\?P=(\w+)\)|\(\?\((\w+)\)")
+_NUMBERED_REF = re.compile(r"\\[1-9]|\(\?\(\d+\)")
+
+
+def _uncaptured(regex: re.Pattern[str]) -> re.Pattern[str]:
+    """The regex with its named groups that nothing refers to as `(?:…)`: it matches the same texts (what
+    it captures aside), and `re` spends most of a date's time setting up and saving captures."""
+    pattern = regex.pattern
+    if _NUMBERED_REF.search(pattern):
+        return regex  # numbers of groups would shift
+    used = {a or b for a, b in _GROUP_USE.findall(pattern)}
+    plain = _NAMED_GROUP.sub(lambda m: m.group() if m.group(1) in used else "(?:", pattern)
+    try:
+        uncaptured = re.compile(plain, regex.flags)
+    except re.error:  # pragma: no cover - `(?P<` inside a class, say
+        return regex
+    return uncaptured if set(uncaptured.groupindex) == used else regex
+
+
+_WORD_END = r"(?=\b|\W|$)"
+
+
+def _paren_in_class(pattern: str) -> bool:
+    """Whether a character class `[…]` of the pattern holds a parenthesis (which `_matching_open` would count)."""
+    start = -1  # where the class being read starts its members, -1: outside any class
+    escaped = False
+    for k, ch in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif start >= 0:
+            if ch in "()":
+                return True
+            if ch == "]" and k > start:
+                start = -1
+            elif ch == "^" and k == start:
+                start += 1
+        elif ch == "[":
+            start = k + 1
+    return False
+
+
+def _matching_open(text: str, close: int) -> int | None:
+    """Where the group closed by the `)` at `close` opens (no escaped parenthesis or class may be in it)."""
+    depth = 0
+    for k in range(close, -1, -1):
+        ch = text[k]
+        if ch in "()" and k and text[k - 1] == "\\":
+            return None
+        if ch == ")":
+            depth += 1
+        elif ch == "(":
+            depth -= 1
+            if not depth:
+                return k
+    return None
+
+
+def _without_optional_tail(regex: re.Pattern[str]) -> re.Pattern[str]:
+    """The regex without the optional groups `(?:X|)` at its end (before group ends and the word-end
+    look-ahead): whatever it matches, the regex matches too, taking the empty branches there."""
+    pattern = regex.pattern
+    if not pattern.endswith(_WORD_END) or _paren_in_class(pattern):
+        return regex
+    body, closers = pattern[: -len(_WORD_END)], ""
+    while body.endswith(")") and not body.endswith("\\)"):
+        start = _matching_open(body, len(body) - 1)
+        if start is None:
+            return regex
+        group = body[start:]
+        if group.startswith("(?:") and group.endswith("|)") and not group.endswith("\\|)"):
+            body = body[:start]  # an optional group: dropped
+        elif not group.startswith(("(?=", "(?!", "(?<", "(?(", "(?P=", "(?#")):
+            closers = ")" + closers  # a group ends here: so may optional groups inside it
+            body = body[:-1]
+        else:
+            break
+    quick = body + closers + _WORD_END
+    if quick == pattern:
+        return regex
+    try:
+        return re.compile(quick, regex.flags)
+    except re.error:
+        return regex
 
 
 def _before_date(regex: str) -> str | None:
@@ -507,9 +606,10 @@ class DateDetector:
         last = self._last
         if last is None or not safe(last):
             return False
-        search = last.regex.search
-        if not all(map(search, lines)):
+        quick, has_date = last.finders()
+        if not all(map(quick, lines)) and not all(map(has_date, lines)):
             return False
+        search = last.regex.search
         for line in reversed(lines):
             found = self._result(last, search(line), now, tz)  # type: ignore[arg-type]
             if found is not None and found[2] is not None:

@@ -271,7 +271,8 @@ class Filter:
         self._alt_merge = [pref_alt or any(n.startswith("alt_") for n in names) for _, _, names in alternatives]
         # Lines without any literal some failregex needs skip all regexes but the date (single-line
         # filters only: multi-line ones must buffer every line).
-        prefilter = build_prefilter(sources, flags) if spec.maxlines == 1 else None
+        before_dates = "".join(t.before_date for t in self.dates.templates if t.before_date)
+        prefilter = build_prefilter(sources, flags, before_dates) if spec.maxlines == 1 else None
         self._prefilter = prefilter.might_match if prefilter is not None else None
         self._block_prefilter = prefilter
         self._safe_templates: dict[DateTemplate, bool] = {}
@@ -365,6 +366,7 @@ class Filter:
         literals = self._block_prefilter.literals
         search = self._block_prefilter.regex.search
         single = literals[0] if len(literals) == 1 else None
+        block_ends = self._block_prefilter.ends
         match = self._match
         dates = self.dates
         safe = self._cut_safe
@@ -372,15 +374,7 @@ class Filter:
         # Chunks left to match line by line after one where most lines had a literal, and whether
         # the per-line prefilter stays on for them (kept across calls: `scan` is called per block).
         dense, keep_prefilter = self._dense
-        source = iter(lines)
-        while True:
-            chunk = list(islice(source, _BLOCK_LINES))
-            if not chunk:
-                return
-            text = "\n".join(chunk)
-            if "\r" in text or "\n\n" in text or text.endswith("\n"):  # lines passed with their ending
-                chunk = [line.rstrip("\r\n") for line in chunk]
-                text = "\n".join(chunk)
+        for chunk, text in _chunks(lines):
             if dense:
                 dense -= 1
                 self._dense = (dense, keep_prefilter)
@@ -396,23 +390,8 @@ class Filter:
                     self._prefilter = prefilter
                 base += len(chunk)
                 continue
-            bounds = list(accumulate(len(line) + 1 for line in chunk))  # bounds[k]: start of line k + 1
-            candidates: list[int] = []
-            pos = 0
-            limit = len(text)
-            while pos < limit:
-                if single is not None:
-                    hit = text.find(single, pos)
-                    if hit < 0:
-                        break
-                else:
-                    m = search(text, pos)
-                    if m is None:
-                        break
-                    hit = m.start()
-                k = bisect_right(bounds, hit)
-                candidates.append(k)
-                pos = bounds[k]
+            ends = block_ends(text)
+            candidates = _lines_of(text, ends) if ends is not None else self._candidates(chunk, text, single, search)
             if len(candidates) * 2 > len(chunk):
                 # Most lines pass: line by line; as in the sampled path, the per-line prefilter stays
                 # only while it rejects enough lines to pay for itself.
@@ -421,6 +400,7 @@ class Filter:
                 dense = 64
                 self._dense = (dense, keep_prefilter)
             done = 0
+            line_prefilter = self._prefilter
             for k in [*candidates, len(chunk)]:
                 if k > done:
                     run = chunk[done:k]
@@ -434,11 +414,36 @@ class Filter:
                             if got is not None:
                                 yield base + offset, got
                 if k < len(chunk):
+                    # A line holding a literal mostly still holds it once its date is cut: no prefilter.
+                    self._prefilter = None
                     got = match(chunk[k], now, tz)
+                    self._prefilter = line_prefilter
                     if got is not None:
                         yield base + k, got
                 done = k + 1
             base += len(chunk)
+
+    @staticmethod
+    def _candidates(chunk: list[str], text: str, single: str | None, search: Callable) -> list[int]:
+        """Indexes of the lines of `chunk` (`text` is them joined) holding a literal, found with `re`."""
+        bounds = list(accumulate(len(line) + 1 for line in chunk))  # bounds[k]: start of line k + 1
+        candidates: list[int] = []
+        pos = 0
+        limit = len(text)
+        while pos < limit:
+            if single is not None:
+                hit = text.find(single, pos)
+                if hit < 0:
+                    break
+            else:
+                m = search(text, pos)
+                if m is None:
+                    break
+                hit = m.start()
+            k = bisect_right(bounds, hit)
+            candidates.append(k)
+            pos = bounds[k]
+        return candidates
 
     def _cut_safe(self, template: DateTemplate) -> bool:
         """True when cutting this template's date out cannot join text into a prefilter literal."""
@@ -645,6 +650,102 @@ class Filter:
             fail.pop("mlfgained", None)
             nofail = False
         return None if nofail else fail
+
+
+def _chunks(lines: Iterable[str]) -> Iterator[tuple[list[str], str]]:
+    """`Filter.scan`'s lines in lists of at most `_BLOCK_LINES` lines without their endings, each with its
+    lines joined by newlines (a `Lines` block from `read_byte_blocks` comes with that text)."""
+    if type(lines) is Lines and len(lines) <= _BLOCK_LINES:
+        yield lines, lines.text
+        return
+    source = iter(lines)
+    while True:
+        chunk = list(islice(source, _BLOCK_LINES))
+        if not chunk:
+            return
+        text = "\n".join(chunk)
+        if "\r" in text or "\n\n" in text or text.endswith("\n"):  # lines passed with their ending
+            chunk = [line.rstrip("\r\n") for line in chunk]
+            text = "\n".join(chunk)
+        yield chunk, text
+
+
+def _lines_of(text: str, ends: list[int]) -> list[int]:
+    """Indexes of the lines of `text` (newline-separated) in which the given end offsets of literals fall,
+    in order and each once (a literal holds no newline: its last character is on its line)."""
+    ends.sort()
+    found: list[int] = []
+    count = text.count
+    find = text.find
+    limit = len(text)
+    line = 0
+    pos = 0
+    next_start = 0  # where the line after the last one found starts
+    for end in ends:
+        last = end - 1
+        if last < next_start:
+            continue
+        line += count("\n", pos, last)
+        pos = last
+        found.append(line)
+        newline = find("\n", last)
+        next_start = newline + 1 if newline >= 0 else limit
+    return found
+
+
+class Lines(list):
+    """A block of lines that also holds `text`: the lines joined by newlines (`read_byte_blocks`)."""
+
+    __slots__ = ("text",)
+
+
+def _block(text: str) -> Lines | None:
+    """The lines fail2ban-regex tests of `text` (complete lines joined by newlines), or None if none."""
+    lines = Lines(text.split("\n"))
+    # `"" in lines` and a search for "#" cost far less than searching the text for "\n\n" and "\n#".
+    if "" in lines or ("#" in text and (text[0] == "#" or "\n#" in text)):
+        lines = Lines([line for line in lines if line and line[0] != "#"])
+        if not lines:
+            return None
+        text = "\n".join(lines)
+    lines.text = text
+    return lines
+
+
+def _universal(text: str) -> str:
+    """The text as a text-mode file reads it: `\\r\\n` and `\\r` become `\\n`."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def read_byte_blocks(
+    raw: IO[bytes], size: int = 1 << 18, encoding: str = "utf-8", errors: str = "replace"
+) -> Iterator[Lines]:
+    """`read_blocks` of a binary file, as a text-mode file of that encoding reads it (for encodings in
+    which a newline byte is a newline wherever it stands, like UTF-8).
+
+    Faster: bytes are cut at the last newline and decoded at once, and only a block holding `\\r` pays
+    for newline translation (a text-mode file scans every block for it).
+    """
+    rest = b""
+    while True:
+        chunk = raw.read(size)
+        if not chunk:
+            break
+        data = rest + chunk if rest else chunk
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            rest = data
+            continue
+        rest = data[cut:]
+        # Without the last newline: a `\r` left at the end (of `\r\n`) only adds an empty line, left out.
+        block = _block(_universal(data[: cut - 1].decode(encoding, errors)))
+        if block is not None:
+            yield block
+    if b"\r" in rest:  # lines ended by `\\r` alone, then a last line without its ending (left out)
+        text = _universal(rest.decode(encoding, errors))
+        block = _block(text[: text.rfind("\n") + 1][:-1])
+        if block is not None:
+            yield block
 
 
 def read_blocks(handle: IO[str], size: int = 1 << 20) -> Iterator[list[str]]:
