@@ -81,8 +81,9 @@ def test_entries_are_signed_and_show_their_author(chart):
 
 
 def test_chronology_incident_gaps_candidates_and_csv(chart):
-    """Occurrences sort by date with their precision, split around the incident; gaps over 30 days are flagged;
-    records with a date of service no occurrence cites are proposed; the CSV carries the same rows."""
+    """Occurrences sort by date with their precision, split around the incident; gaps over 30 days in care
+    (entries and records' dates together, from the incident) are flagged; records with a date of service no
+    occurrence cites are candidates, undated ones listed; the CSV carries the same rows."""
     pat, doc = chart["pat"]["client"], chart["doc"]["client"]
     r = chart["rids"]
     a = _add(
@@ -107,7 +108,10 @@ def test_chronology_incident_gaps_candidates_and_csv(chart):
     assert ids == {"before": [a["id"]], "around": [b["id"]], "after": [c["id"]]}
     assert result["around"][0]["data"]["approximate"] is True
     gaps = [(g["from"], g["to"], g["days"]) for g in result["gaps"]]
-    assert gaps == [("2024-01-11", "2024-02-29", 50), ("2024-04-01", "2024-05-31", 61)]
+    assert gaps == [], "from the incident on, the records' dates (April, May) fill what the entries leave"
+    whole = doc.post("/api/v1/charts/chronology", json={"patient": "chpat", "from": "2024"}).json()
+    assert [(g["from"], g["to"], g["days"]) for g in whole["gaps"]] == [("2024-01-11", "2024-02-29", 50)]
+    assert [u["record"] for u in whole["undated"]] == [r[4], r[3]], "no date anywhere: listed, not left out"
     candidates = [c["record"] for c in result["candidates"]]
     assert candidates == [r[1], r[2]], "r0 is cited, r3 has no date of service"
     only = doc.post("/api/v1/charts/chronology", json={"patient": "chpat", "types": ["procedure"], "gap_days": 5})

@@ -63,7 +63,10 @@ def test_no_chart_marker_anywhere_at_rest(server):
         "/api/v1/charts/professionals/merge", json={"names": [M["merge"], M["provider"]], "decision": "different"}
     )
     assert merged.status_code == 201 and merged.json()["data"]["names"][0] == M["merge"]
-    for path in ("chronology", "chronology.csv", "chronology.pdf", "professionals", "standards"):
+    upload(pat, b"another record", "r2.pdf", {})
+    read = doc.post("/api/v1/charts/proposals/read", json={"patient": "qpat"})  # a proposal, read from the record
+    assert read.status_code == 200 and read.json()["read"] == 1, read.text
+    for path in ("chronology", "chronology.csv", "chronology.pdf", "professionals", "standards", "proposals"):
         assert doc.post(f"/api/v1/charts/{path}", json={"patient": "qpat"}).status_code == 200
     files = _all_bytes_under(server.data_dir, server.tmp_dir)
     assert any(path.endswith("medvault.db") for path, _ in files)

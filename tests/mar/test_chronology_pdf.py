@@ -49,9 +49,9 @@ def chart(server):
 
 
 def test_chronology_pdf_has_the_rows_the_split_and_the_gaps(chart):
-    """The PDF parses; it names the patient, the incident sections, both gaps, every description, the cited
-    record by title with its page and each quote's check (an unchecked one not as a quotation), and keeps
-    non-Latin-1 text."""
+    """The PDF parses; it names the patient, the incident sections, the gap after the incident, every
+    description, the cited record by title with its page and each quote's check (an unchecked one not as a
+    quotation), and keeps non-Latin-1 text."""
     response = chart.post(PDF, json={"incident": "2024-03-15", "from": "2024"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/pdf"
@@ -65,7 +65,8 @@ def test_chronology_pdf_has_the_rows_the_split_and_the_gaps(chart):
         "Before the incident of 2024-03-15: 1",
         "Around the incident of 2024-03-15",
         "On or after the incident of 2024-03-15: 1",
-        "GAP: 50 days with nothing recorded, 2024-01-11 to 2024-02-29",
+        "1 gap(s) longer than 30 days flagged",  # counted from the incident: January's is before it
+        "Gaps in care: 2024-04-01 to 2024-05-31 (61 days)",
         "GAP: 61 days with nothing recorded, 2024-04-01 to 2024-05-31",
         "Fall on ice – wrist swollen",
         "Universitätsspital Zürich",

@@ -338,35 +338,64 @@ class Chart:
 
     def add(self, desk: Desk, kind: object, data: object, ip: str | None) -> dict:
         """Check, seal, sign and store one entry; refuse as a whole (nothing written) on any problem."""
-        _may_write(desk)
-        clean = self._checked(desk, kind, data)
-        row, body = seal_entry(desk, str(uuid.uuid4()), kind, clean, time.time())
-        with self._engine.begin() as conn:
-            conn.execute(insert(chart_entries).values(**row))
-            _hold_links(conn, desk, entry_links(kind, clean))
-        self.audit_entries(desk, [body], ip)
-        return self._present(body, desk.reader, True)
+        return self.commit(desk, [(str(uuid.uuid4()), kind, data)], [], ip)[0]
 
-    def replace(self, desk: Desk, entry_id: str, data: object, ip: str | None) -> dict:
+    def commit(
+        self,
+        desk: Desk,
+        new: list[tuple[str, str, dict]],
+        changed: list[tuple[dict, dict]],
+        ip: str | None,
+        by_server: bool = False,
+        texts: dict[str, Pages] | None = None,
+    ) -> list[dict]:
+        """New entries `(id, kind, data)` and changes `(entry as read, new data)` checked, sealed and stored in one
+        transaction: all or nothing (accepting proposals in bulk writes each occurrence and its proposal).
+        `texts` holds records' text the caller has just read, so their citations are checked without reading
+        (and OCRing) them again."""
+        read = dict(texts or {})
+
+        def pages_of(record_id: str) -> Pages | None:
+            if record_id not in read:
+                read[record_id] = self.record_text(desk, record_id)
+            return read[record_id]
+
+        _may_write(desk)
+        now = time.time()
+        rows, changes, bodies = [], [], []
+        for n, (entry_id, kind, data) in enumerate(new):
+            clean = self._checked(desk, kind, data, by_server, pages_of)
+            row, body = seal_entry(desk, entry_id, kind, clean, now + n * 1e-6)  # creation order is list order
+            rows.append(row)
+            bodies.append(body)
+        for current, data in changed:
+            clean = self._checked(desk, current["kind"], data, by_server, pages_of)
+            row, body = seal_entry(desk, current["id"], current["kind"], clean, current["created_at"], now)
+            changes.append(row)
+            bodies.append(body)
+        with self._engine.begin() as conn:
+            if rows:
+                conn.execute(insert(chart_entries), rows)
+            for row in changes:
+                done = conn.execute(
+                    update(chart_entries)
+                    .where(*_still_changeable(desk, row["id"]))
+                    .values(author_id=row["author_id"], sealed=row["sealed"])
+                )
+                if done.rowcount != 1:
+                    raise ChartError("The entry was changed or deleted meanwhile", 409)
+            for body in bodies:
+                _hold_links(conn, desk, entry_links(body["kind"], body["data"]))
+        self.audit_entries(desk, bodies, ip)
+        return [self._present(body, desk.reader, True) for body in bodies]
+
+    def replace(self, desk: Desk, entry_id: str, data: object, ip: str | None, by_server: bool = False) -> dict:
         """Replace an entry's data, checked as `add` checks it; its id, kind and creation time stay. The editor
         signs the new data and so becomes the entry's author: nobody's name stays on words they did not write."""
         current = self._changeable(desk, entry_id)
         if "data" not in current:
             raise ChartError("This entry failed its integrity check: delete it and write it again", 409)
-        kind = current["kind"]
-        clean = self._checked(desk, kind, data)
-        row, body = seal_entry(desk, entry_id, kind, clean, current["created_at"], updated_at=time.time())
-        with self._engine.begin() as conn:
-            done = conn.execute(
-                update(chart_entries)
-                .where(*_still_changeable(desk, entry_id))
-                .values(author_id=row["author_id"], sealed=row["sealed"])
-            )
-            if done.rowcount != 1:
-                raise ChartError("The entry was changed or deleted meanwhile", 409)
-            _hold_links(conn, desk, entry_links(kind, clean))
-        self.audit_entries(desk, [body], ip)
-        return self._present(body, desk.reader, True)
+        return self.commit(desk, [], [(current, data)], ip, by_server)[0]
 
     def delete(self, desk: Desk, entry_id: str, ip: str | None) -> None:
         """Delete an entry that no other entry links to; otherwise 409 naming those (unlinking would mean
@@ -398,18 +427,18 @@ class Chart:
             raise ChartError("Only its author or the patient may change an entry", 403)
         return self._opened(desk, rows)[0]
 
-    def _checked(self, desk: Desk, kind: object, data: object) -> dict:
+    def _checked(self, desk: Desk, kind: object, data: object, by_server: bool, pages_of) -> dict:
         """The entry's clean data, once every rule for writing it holds: its shape, who may write its kind, the
         records it cites (readable by the writer, quotes checked against their text), the kinds of the entries it
         links."""
-        clean = validate(kind, data)
+        clean = validate(kind, data, by_server)
         if kind == "standard" and desk.role != "specialist":
             raise ChartError("Standards of care are noted by specialists", 403)
         refs = record_refs(clean)
         unreadable = sorted(set(refs) - self.readable(desk, refs))
         if unreadable:
             raise ChartError(f"Record(s) not found in this chart or not readable by you: {', '.join(unreadable)}")
-        quotes.check(clean["citations"], lambda rid: self._record_text(desk, rid))
+        quotes.check(clean["citations"], pages_of)
         links = entry_links(kind, clean)
         if links:
             found = {e["id"]: e["kind"] for e in self.entries(desk, ids=list(links)) if "data" in e}
@@ -446,7 +475,7 @@ class Chart:
             return {"text_available": False}
         return {"text": text, "text_available": True, "truncated": truncated}
 
-    def _record_text(self, desk: Desk, record_id: str) -> Pages | None:
+    def record_text(self, desk: Desk, record_id: str) -> Pages | None:
         """A cited record's text, page by page (to check the citation), None when its type has none."""
         return recordtext.read(self._vault, self._vault.open(record_id, desk.reader_id, desk.keys))
 

@@ -3,8 +3,12 @@
 Dates keep their precision: `2024-05` covers the whole of May. Occurrences sort by their first day, a coarser
 date before a finer one on the same first day. With an incident date, an occurrence wholly before it is
 `before`, one starting on or after it is `after`, and an approximate one whose period contains it is `around`.
-A gap is a stretch of more than `gap_days` days that no occurrence covers, between the first and the last.
-Candidates are readable records of the chart with a date of service that no occurrence cites yet.
+A gap is a stretch of more than `gap_days` days of no care, from the incident (or the first date) to the last:
+care is an occurrence, and also a record's date not yet accepted as one (a candidate or an open proposal), so
+no gap is shown only because entries are not yet accepted. Candidates are readable records of the chart with a
+date of service that no occurrence cites yet and no proposal of the reader covers; proposals are what reading
+the records suggested (mar/proposals.py). Undated records are those with no date anywhere yet: listed, never
+silently left out.
 """
 
 from __future__ import annotations
@@ -69,7 +73,9 @@ def _sort_key(item: dict) -> tuple:
 
 def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
     query = Query(body)
-    every = [e for e in chart.entries(desk, kinds=("occurrence",)) if "data" in e]
+    every = [e for e in chart.entries(desk, kinds=("occurrence", "proposal")) if "data" in e]
+    mine = [e for e in every if e["kind"] == "proposal" and (e["author"] == desk.reader or desk.role == "patient")]
+    every = [e for e in every if e["kind"] == "occurrence"]
     occurrences = [
         e
         for e in every
@@ -87,40 +93,69 @@ def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
         ]
     else:
         result["occurrences"] = occurrences
-    result["gaps"] = _gaps(occurrences, query.gap_days)
-    result["candidates"] = _candidates(chart, desk, query, every)
+    records = chart.records(desk)
+    result["proposed"] = _proposed(query, [p for p in mine if p["data"]["status"] == "open"])
+    result["candidates"] = _candidates(records, query, every, {p["data"]["record"] for p in mine})
+    result["undated"] = _undated(records, every, mine)
+    care = [(e["data"]["date"], e["id"]) for e in occurrences]
+    care += [(c["date"], c["record"]) for c in result["candidates"] + result["proposed"]]
+    result["gaps"] = _gaps(sorted(care, key=lambda c: (first_day(c[0]), len(c[0]))), query)
     return result
 
 
-def _gaps(occurrences: list[dict], gap_days: int) -> list[dict]:
+def _proposed(query: Query, proposals: list[dict]) -> list[dict]:
+    out = []
+    for proposal in proposals:
+        fields = proposal["data"]["fields"]
+        if "date" in fields and query.matches(fields["date"], fields.get("facility"), fields.get("providers", [])):
+            out.append({"proposal": proposal["id"], "record": proposal["data"]["record"], **fields})
+    out.sort(key=lambda c: (first_day(c["date"]), len(c["date"]), c["record"]))
+    return out
+
+
+def _undated(records: list, occurrences: list[dict], proposals: list[dict]) -> list[dict]:
+    """Records with no date yet: none in their metadata, no occurrence citing them, no dated proposal."""
+    cited = {c["record"] for e in occurrences for c in e["data"].get("citations", [])}
+    dated = {p["data"]["record"] for p in proposals if "date" in p["data"]["fields"] and p["data"]["status"] == "open"}
+    return [
+        {"record": r.id, "title": r.metadata.get("title") or r.metadata.get("filename")}
+        for r in records
+        if not r.metadata.get("service_date") and r.id not in cited | dated and r.metadata.get("category") != "summary"
+    ]
+
+
+def _gaps(care: list[tuple[str, str]], query: Query) -> list[dict]:
+    """Stretches of more than `gap_days` without care, from the incident when there is one."""
     gaps = []
     covered_to: dt.date | None = None
     last_id = None
-    for item in occurrences:
-        date = item["data"]["date"]
+    if query.incident:
+        covered_to, last_id = query.incident, "incident"
+        care = [c for c in care if last_day(c[0]) >= query.incident]
+    for date, ref in care:
         start, end = first_day(date), last_day(date)
-        if covered_to is not None and (start - covered_to).days - 1 > gap_days:
+        if covered_to is not None and (start - covered_to).days - 1 > query.gap_days:
             gaps.append(
                 {
                     "from": (covered_to + dt.timedelta(days=1)).isoformat(),
                     "to": (start - dt.timedelta(days=1)).isoformat(),
                     "days": (start - covered_to).days - 1,
                     "after": last_id,
-                    "before": item["id"],
+                    "before": ref,
                 }
             )
         if covered_to is None or end > covered_to:
-            covered_to, last_id = end, item["id"]
+            covered_to, last_id = end, ref
     return gaps
 
 
-def _candidates(chart: Chart, desk: Desk, query: Query, occurrences: list[dict]) -> list[dict]:
+def _candidates(records: list, query: Query, occurrences: list[dict], proposed: set[str]) -> list[dict]:
     cited = {c["record"] for e in occurrences for c in e["data"].get("citations", [])}
     out = []
-    for record in chart.records(desk):
+    for record in records:
         meta = record.metadata
         date = meta.get("service_date")
-        if not date or record.id in cited or meta.get("category") == "summary":
+        if not date or record.id in cited | proposed or meta.get("category") == "summary":
             continue
         providers = meta.get("provider") or []
         if not query.matches(date, meta.get("facility"), providers):

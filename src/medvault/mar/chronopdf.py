@@ -132,6 +132,9 @@ def to_pdf(result: dict, titles: dict[str, str], generated: dt.datetime) -> byte
         f"{len(result['gaps'])} gap(s) longer than {result['gap_days']} days flagged",
     ]
     doc.multi_cell(0, 5, doc.printable(" · ".join(facts)), new_x="LMARGIN", new_y="NEXT")
+    if result["gaps"]:  # listed whole: a gap before a record not yet accepted has no row to be printed above
+        spans = "; ".join(f"{g['from']} to {g['to']} ({g['days']} days)" for g in result["gaps"])
+        doc.multi_cell(0, 5, doc.printable(f"Gaps in care: {spans}"), new_x="LMARGIN", new_y="NEXT")
     doc.ln(2)
     doc.set_font(doc.family, size=FONT_SIZE)
     if not count:

@@ -23,7 +23,9 @@ class ChartError(VaultError):
         self.status = status
 
 
-KINDS = ("occurrence", "injury", "statement", "mark", "standard", "annotation", "merge")
+KINDS = ("occurrence", "injury", "statement", "mark", "standard", "annotation", "merge", "proposal")
+SERVER_KINDS = ("proposal",)  # written by the server for the reader (mar/proposals.py), never sent by a client
+PROPOSAL_STATUSES = ("open", "accepted", "rejected")
 OCCURRENCE_TYPES = ("encounter", "diagnosis", "injury", "procedure", "medication", "test-result", "note")
 STATUSES = ("met", "not-met", "unclear")
 VERDICTS = ("agreement", "contradiction")
@@ -199,13 +201,45 @@ FIELDS = {
     "standard": {"record", "occurrence", "standard", "status", "note", "citations"},
     "annotation": {"record", "occurrence", "text", "citations"},
     "merge": {"names", "decision", "canonical", "note", "citations"},
+    "proposal": {"record", "status", "occurrence", "fields", "findings", "dates", "ocr", "citations"},
 }
 
 
-def validate(kind: object, data: object) -> dict:
-    """A clean copy of an entry's fields, or ChartError naming what is wrong."""
+def _found(items: object, key: str, keys: set[str]) -> list[dict]:
+    """What extraction read (findings, dates): short texts with their page, as the server made them."""
+    if not isinstance(items, list) or len(items) > 200:
+        raise ChartError(f"{key!r} must be a list of at most 200 items")
+    for item in items:
+        if not isinstance(item, dict) or set(item) - keys or any(len(str(v)) > SHORT for v in item.values()):
+            raise ChartError(f"{key!r} items are objects with {', '.join(sorted(keys))}")
+    return items
+
+
+def _proposal(data: dict, clean: dict) -> None:
+    clean["record"] = canonical_id(data.get("record"), "'record'")
+    clean["status"] = _choice(data, "status", PROPOSAL_STATUSES)
+    if data.get("occurrence") is not None:
+        clean["occurrence"] = canonical_id(data["occurrence"], "'occurrence'")
+    fields = data.get("fields")
+    if not isinstance(fields, dict):
+        raise ChartError("'fields' must be the proposed occurrence's fields")
+    proposed = {k: v for k, v in fields.items() if v is not None}
+    # An undated record is proposed too (so it is never silently left out), its fields checked all the same.
+    checked = validate("occurrence", {**proposed, "date": proposed.get("date", "1900")})
+    dropped = {"citations"} if "date" in proposed else {"citations", "date", "approximate"}
+    clean["fields"] = {k: v for k, v in checked.items() if k not in dropped}
+    clean["findings"] = _found(data.get("findings", []), "findings", {"text", "negated", "page", "quote"})
+    clean["dates"] = _found(data.get("dates", []), "dates", {"date", "kind", "page", "quote"})
+    clean["ocr"] = bool(data.get("ocr"))
+
+
+def validate(kind: object, data: object, by_server: bool = False) -> dict:
+    """A clean copy of an entry's fields, or ChartError naming what is wrong; `by_server` for the kinds only the
+    server writes."""
     if kind not in KINDS:
         raise ChartError(f"'kind' must be one of {', '.join(KINDS)}")
+    if kind in SERVER_KINDS and not by_server:
+        raise ChartError("Proposals are made by reading the records (POST /api/v1/charts/proposals/read)")
     if not isinstance(data, dict):
         raise ChartError("'data' must be a JSON object")
     unknown = set(data) - FIELDS[kind]
@@ -265,6 +299,8 @@ def validate(kind: object, data: object) -> dict:
         clean["decision"] = _choice(data, "decision", DECISIONS)
         clean["canonical"] = _text(data, "canonical", NAME)
         clean["note"] = _text(data, "note", SHORT)
+    elif kind == "proposal":
+        _proposal(data, clean)
     clean["citations"] = citations(data.get("citations"))
     return {k: v for k, v in clean.items() if v is not None}
 
@@ -278,7 +314,7 @@ def entry_links(kind: str, data: dict) -> dict[str, tuple[str, ...]]:
         links[eid] = ("annotation", "occurrence")
     for eid in data.get("statements", []):
         links[eid] = ("statement",)
-    if "occurrence" in data:
+    if "occurrence" in data and kind != "proposal":  # an accepted proposal names its occurrence, not a link
         links[data["occurrence"]] = ("occurrence", "injury")
     return links
 

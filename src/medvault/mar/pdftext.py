@@ -40,6 +40,7 @@ class Pages:
     texts: tuple[str, ...] = ()
     count: int = 0  # pages in the document, read or not
     cut: bool = False  # the last text stops where the text limit was reached
+    ocr: tuple[int, ...] = ()  # pages whose text was read by OCR (mar/ocr.py), not from a text layer
 
     @property
     def text(self) -> str:

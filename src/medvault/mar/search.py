@@ -46,7 +46,6 @@ from medvault.mar.index import (
     to_rows,
     words,
 )
-from medvault.mar.pdftext import is_pdf
 from medvault.vault import IntegrityError, RecordNotFound, VaultError
 from medvault.vault.metadata import CONFIDENTIALITY, valid_date
 from medvault.vault.records import Upload, Vault
@@ -604,15 +603,15 @@ class Search:
     def _own_row(self, session: Session, upload: Upload) -> dict:
         """The index row of a record the session just uploaded.
 
-        A text file's words come from the head the upload kept in memory; a PDF needs all its bytes, so the
-        committed record is opened and read back (see mar/recordtext.py)."""
+        A text file's words come from the head the upload kept in memory; a PDF or an image (OCR) needs all its
+        bytes, so the committed record is opened and read back (see mar/recordtext.py)."""
         meta = upload.metadata
         text = None
-        if is_pdf(meta.get("content_type")):
+        if is_text(meta.get("content_type")):
+            text = recordtext.of_text_head(bytes(upload.head), upload.size).text
+        elif recordtext.has_text(meta.get("content_type")):
             found = recordtext.read(self._vault, self._vault.open(upload.record_id, session.user_id, session.keys))
             text = found.text if found else None
-        elif is_text(meta.get("content_type")):
-            text = recordtext.of_text_head(bytes(upload.head), upload.size).text
         item = {
             "id": upload.record_id,
             **meta,

@@ -26,6 +26,7 @@ from medvault.web import (
     errors,
     exports,
     pages,
+    proposalpages,
     sharepages,
     shares,
     summaries,
@@ -55,6 +56,7 @@ def create_app(medvault: MedVault, guard: ServerGuard | None = None) -> Starlett
         *adminpages.routes,
         *sharepages.routes,
         *chartpages.routes,
+        *proposalpages.routes,
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
     ]
     middleware = [Middleware(ClientIP, trusted_proxies=settings.trusted_proxies)]

@@ -1,5 +1,6 @@
 """Chart workspace API: entries (occurrences, injuries, statements, marks, standards, annotations, merge
-decisions), the chronology (JSON, CSV and PDF), statement comparison, the standards checklist and professionals.
+decisions), proposals read from the records (read, list, accept, reject), the chronology (JSON, CSV and PDF),
+statement comparison, the standards checklist and professionals.
 
 Everything that names a patient or a health detail travels in a JSON body, never in a URL; `patient` is a
 user name, or null / "me" for the caller's own chart. One entry is read (GET), replaced (PUT) or deleted
@@ -18,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from medvault.mar import chronology as chrono
-from medvault.mar import chronopdf, professionals, statements
+from medvault.mar import chronopdf, professionals, proposals, statements
 from medvault.mar.entries import KINDS, ChartError, canonical_id
 from medvault.web.api import json_body
 from medvault.web.clientip import client_ip
@@ -60,6 +61,33 @@ async def entry_create(request: Request) -> Response:
     chart, desk, data = await _open(request, {"kind", "data"}, "kind")
     entry = await run_in_threadpool(chart.add, desk, data["kind"], data.get("data"), client_ip(request.scope))
     return JSONResponse(entry, 201)
+
+
+async def _write(request: Request, fields: set[str], compute) -> Response:
+    """A chart change: open the chart, `compute(chart, desk, data, ip)` off the event loop."""
+    chart, desk, data = await _open(request, fields)
+    return JSONResponse(await run_in_threadpool(compute, chart, desk, data, client_ip(request.scope)))
+
+
+@_refusals
+async def proposals_read(request: Request) -> Response:
+    """Read the next records of the chart (text layer, else OCR) into proposals; says how many are left."""
+    return await _write(request, {"limit"}, lambda c, d, data, ip: proposals.read(c, d, data.get("limit"), ip))
+
+
+@_refusals
+async def proposals_accept(request: Request) -> Response:
+    def accept(c, d, data, ip):
+        return proposals.accept(c, d, data.get("proposals"), data.get("edits"), ip)
+
+    return await _write(request, {"proposals", "edits"}, accept)
+
+
+@_refusals
+async def proposals_reject(request: Request) -> Response:
+    return await _write(
+        request, {"proposals"}, lambda c, d, data, ip: proposals.reject(c, d, data.get("proposals"), ip)
+    )
 
 
 @_refusals
@@ -179,6 +207,11 @@ async def compare(request: Request) -> Response:
 
 
 @_refusals
+async def proposal_list(request: Request) -> Response:
+    return await _read(request, {"status"}, lambda c, d, data: proposals.listing(c, d, data.get("status")))
+
+
+@_refusals
 async def standards(request: Request) -> Response:
     return await _read(request, set(), lambda c, d, _: statements.checklist(c, d))
 
@@ -204,6 +237,10 @@ routes = [
     Route("/api/v1/charts/entries/{id}", entry_get, methods=["GET"]),
     Route("/api/v1/charts/entries/{id}", entry_replace, methods=["PUT"]),
     Route("/api/v1/charts/entries/{id}", entry_delete, methods=["DELETE"]),
+    Route("/api/v1/charts/proposals", proposal_list, methods=["POST"]),
+    Route("/api/v1/charts/proposals/read", proposals_read, methods=["POST"]),
+    Route("/api/v1/charts/proposals/accept", proposals_accept, methods=["POST"]),
+    Route("/api/v1/charts/proposals/reject", proposals_reject, methods=["POST"]),
     Route("/api/v1/charts/chronology", chronology, methods=["POST"]),
     Route("/api/v1/charts/chronology.csv", chronology_csv, methods=["POST"]),
     Route("/api/v1/charts/chronology.pdf", chronology_pdf, methods=["POST"]),

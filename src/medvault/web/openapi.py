@@ -96,6 +96,16 @@ OPENAPI = {
                 body="application/json",
             )
         },
+        "/api/v1/charts/proposals": {
+            "post": _op("Proposals read from a chart's records, by status (JSON body)", body="application/json")
+        },
+        "/api/v1/charts/proposals/read": {
+            "post": _op("Read the next records (text layer, else OCR) into proposals", body="application/json")
+        },
+        "/api/v1/charts/proposals/accept": {
+            "post": _op("Accept proposals as occurrences, with edits, all or none", body="application/json")
+        },
+        "/api/v1/charts/proposals/reject": {"post": _op("Reject proposals", body="application/json")},
         "/api/v1/charts/chronology.csv": {"post": _op("The chronology as a CSV attachment", body="application/json")},
         "/api/v1/charts/chronology.pdf": {
             "post": _op("The chronology as a PDF attachment (same body as the CSV)", body="application/json")
