@@ -131,6 +131,7 @@ _PRE_NEGATION = re.compile(
 _POST_NEGATION = re.compile(r"\b(?:was|were|is|has\s+been)\s+(?:ruled\s+out|negative|absent|resolved)\b", re.I)
 _TERMINATION = re.compile(r"\b(?:but|however|although|though|except|yet|aside\s+from|apart\s+from)\b", re.I)
 _SENTENCE = re.compile(r"[^.;!?\n]+")
+_WRAPPED = re.compile(r"\n(?=[a-z])")
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,7 @@ def document_type(texts: tuple[str, ...]) -> tuple[Found | None, str]:
 def findings(text: str, page: int) -> list[Found]:
     """Findings of each sentence, present or negated (ConText: a trigger's scope ends at a terminating word)."""
     out = []
+    text = _WRAPPED.sub(" ", text)  # a line the layout wrapped mid-sentence goes on in lower case
     for sentence in _SENTENCE.finditer(text):
         words = sentence.group(0)
         stops = [m.start() for m in _TERMINATION.finditer(words)]
