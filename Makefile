@@ -2,7 +2,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DATA   ?= data
-APT_TOOLS := chromium hydra nmap gobuster dirb sqlmap wapiti wrk slowhttptest sslscan tshark fail2ban age nftables nginx-light iptables iproute2 testssl.sh fonts-dejavu-core tesseract-ocr poppler-utils
+APT_TOOLS := chromium hydra nmap gobuster dirb sqlmap wapiti wrk slowhttptest sslscan tshark fail2ban age nftables nginx-light iptables iproute2 testssl.sh haproxy redis-server fonts-dejavu-core tesseract-ocr poppler-utils
 
 .PHONY: run test setup test-tools lint bench
 

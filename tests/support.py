@@ -91,6 +91,7 @@ class Server:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a test can kill -9 the node and its workers
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

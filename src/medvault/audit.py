@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from medvault.crypto.keyring import PrivateKeys
 from medvault.db.schema import audit, audit_checkpoints, records, users
+
+_CHAIN_LOCK = 0x6D76_6175_6469_74  # PostgreSQL advisory lock key of the chain's head ("mvaudit")
 
 
 def _entry_hash(prev: str, at: float, actor: str | None, action: str, record: str | None, ip: str | None) -> str:
@@ -48,6 +50,8 @@ class AuditTrail:
     def append(self, action: str, actor_id: str | None, record_id: str | None = None, ip: str | None = None) -> None:
         at = time.time()
         with self._lock, self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # other nodes append too: one writer at a time across them
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
             prev = conn.execute(select(audit.c.entry_hash).order_by(audit.c.seq.desc()).limit(1)).scalar()
             conn.execute(
                 insert(audit).values(

@@ -10,6 +10,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
@@ -41,6 +42,7 @@ class Settings:
     guard_nftables: bool = False
     guard_actionban: str = ""
     guard_actionunban: str = ""
+    redis_url: str = ""
 
     @property
     def db_url(self) -> str:
@@ -90,7 +92,19 @@ def _coerce(name: str, value: object) -> object:
         raise SettingsError(f"setting {name!r}: invalid value {value!r}") from None
     if not isinstance(value, str):
         raise SettingsError(f"setting {name!r}: expected text, got {value!r}")
+    if name == "redis_url" and value:
+        _check_redis_url(value)
     return value
+
+
+def _check_redis_url(url: str) -> None:
+    """Guard state shared through Redis decides who is banned: an unauthenticated Redis would let anyone on its
+    network ban a clinic or lift an attacker's ban, so a password (or ACL user and password) is required."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise SettingsError("setting 'redis_url': expected redis://:PASSWORD@HOST:PORT/DB (or rediss:// for TLS)")
+    if not parts.password:
+        raise SettingsError("setting 'redis_url': Redis must require a password; put it in the URL (redis://:PASSWORD@…)")
 
 
 def load_settings(overrides: dict | None = None, config_file: Path | None = None) -> Settings:

@@ -35,6 +35,7 @@ def run_server(medvault: MedVault) -> None:
             ignoreip=settings.trusted_proxies,
             actions=actions,
             snapshot=medvault.data_dir / "guard-status.json",
+            redis_url=settings.redis_url,
         )
         medvault.events.listeners.append(guard.on_event)
     app = create_app(medvault, guard)

@@ -70,8 +70,9 @@ class Jail:
             return False
         return any(addr in net for net in self._networks)
 
-    def record_failure(self, ip: str, t: float) -> Ban | None:
-        """Count a failure of `ip` at line time `t`; return a Ban when it reaches `maxretry`."""
+    def record_failure(self, ip: str, t: float, everywhere: int | None = None) -> Ban | None:
+        """Count a failure of `ip` at line time `t`; return a Ban when it reaches `maxretry`, here or, when the
+        caller knows it (`everywhere`: failures within `findtime` counted by every node), on all nodes together."""
         if self.is_ignored(ip):
             return None
         times = self._failures.get(ip)
@@ -84,7 +85,7 @@ class Jail:
         times.append(t)
         while times and times[0] < t - self.findtime:
             times.popleft()
-        if len(times) < self.maxretry:
+        if len(times) < self.maxretry and (everywhere or 0) < self.maxretry:
             return None
         del self._failures[ip]
         count = self._ban_counts.get(ip, 0) + 1
