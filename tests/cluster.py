@@ -103,6 +103,7 @@ class Cluster:
 
     def __init__(self, folder: Path, database_url: str, size: int = 2):
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.redis = Redis(folder)
         blobs = folder / "blobs"
         blobs.mkdir()

@@ -105,6 +105,24 @@ def test_guesses_spread_over_nodes_count_as_one(cluster):
     assert statuses[:5] == [401] * 5 and statuses[5] == 429, statuses
 
 
+def test_a_device_cookie_from_one_node_is_honoured_by_the_other(cluster):
+    """Guesses from a clinic's address lock out unknown browsers there, on both nodes; the browser that signed
+    in on node 0 before still signs in, on node 1, from that same address."""
+    code = cluster.nodes[0].invite("clinicdesk")
+    with cluster.client(0, "127.0.0.81") as desk:
+        assert desk.post("/api/v1/invitations/accept", json={"code": code, "password": PASSWORD}).status_code == 201
+        assert desk.post("/api/v1/login", json={"username": "clinicdesk", "password": PASSWORD}).status_code == 200
+        device = dict(desk.cookies)
+    for attempt in range(12):
+        with cluster.client(attempt % 2, "127.0.0.81") as guesser:
+            last = guesser.post("/api/v1/login", json={"username": f"user{attempt}", "password": "guess-guess-1"})
+    assert last.status_code == 403
+    with cluster.client(1, "127.0.0.81") as desk_again:
+        desk_again.cookies.update({k: v for k, v in device.items() if k != "mv_session"})
+        again = desk_again.post("/api/v1/login", json={"username": "clinicdesk", "password": PASSWORD})
+        assert again.status_code == 200, again.text
+
+
 def test_concurrent_writes_on_both_nodes_keep_one_audit_chain(cluster, patient, pg_url):
     """Requests on both nodes and three more writer processes append at once; the chain stays one chain."""
     record = upload(patient, b"%PDF-1.4 lab", "lab.pdf", {"title": "Lab"}).json()["id"]
