@@ -19,7 +19,7 @@ import pytest
 
 from tests.attackers import run_as, snat_group
 from tests.cluster import Cluster
-from tests.support import cli, require_tool, upload
+from tests.support import add_entry, cli, require_tool, upload
 
 PASSWORD = "correct horse battery"
 
@@ -150,6 +150,43 @@ def test_concurrent_writes_on_both_nodes_keep_one_audit_chain(cluster, patient, 
     assert set(statuses) == {200}
     verdict = cli(cluster.nodes[1].data_dir, "audit", "verify", env=cluster.nodes[1].env)
     assert "audit trail intact" in verdict.stdout
+
+
+def test_concurrent_edits_on_both_nodes_lose_nothing_and_never_fork_a_version(cluster, patient):
+    """Chart entries written at once on both nodes are all kept; two new versions of one record at once: one
+    is made, the other is told it lost (409), and the record has one successor."""
+    record = upload(patient, b"%PDF-1.4 op note", "op.pdf", {"title": "Operative note"}).json()["id"]
+    clients = [_on(cluster, node, patient) for node in (0, 1)]
+    made: list[str] = []
+    start = threading.Barrier(4)
+
+    def notes(client: httpx.Client, k: int) -> None:
+        start.wait(timeout=30)
+        for i in range(10):
+            made.append(add_entry(client, "annotation", {"record": record, "text": f"note {k}-{i}"}))
+
+    threads = [threading.Thread(target=notes, args=(c, k)) for k, c in enumerate(clients * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    listed = patient.post("/api/v1/charts/entries/list", json={"kinds": ["annotation"]}).json()["items"]
+    assert len(made) == 40 and set(made) <= {e["id"] for e in listed}
+
+    versions = threading.Barrier(2)
+    answers: list[int] = []
+
+    def new_version(client: httpx.Client) -> None:
+        versions.wait(timeout=30)
+        files = {"file": ("op-v2.pdf", b"%PDF-1.4 op note, corrected", "application/pdf")}
+        answers.append(client.post(f"/api/v1/records/{record}/versions", files=files).status_code)
+
+    threads = [threading.Thread(target=new_version, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(answers) == [201, 409], answers
 
 
 def test_a_node_killed_mid_upload_loses_nothing_and_the_retry_succeeds(cluster, patient):
