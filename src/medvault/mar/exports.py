@@ -102,10 +102,12 @@ class ToolMissing(ExportError):
 
 @dataclass(frozen=True)
 class Imported:
-    """What an import made: the records' uploads (committed) and the chart entries (as the chart shows them)."""
+    """What an import made: the records' uploads (committed) and the chart entries (as the chart shows them),
+    and what of the Bundle it could not keep, each named by its place in the Bundle."""
 
     uploads: list[Upload]
     entries: list[dict]
+    not_kept: list[str]
 
 
 @dataclass(frozen=True)
@@ -319,7 +321,7 @@ class Exports:
             for upload in uploads:
                 upload.discard()
             raise
-        return Imported(uploads, [body for _, body in entries])
+        return Imported(uploads, [body for _, body in entries], found.not_kept)
 
     # Offline archives.
 

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from medvault.mar.entries import OCCURRENCE_TYPES
 from medvault.vault import VaultError
 from medvault.vault.metadata import valid_date
 
@@ -307,7 +308,7 @@ def summary_bundle(patient: Person, record: ExportedRecord, now: float) -> dict:
 
 # Occurrences (the chart workspace's chronology): exported as clinical resources.
 
-OCCURRENCE_KINDS = ("encounter", "diagnosis", "injury", "procedure", "medication", "test-result", "note")
+OCCURRENCE_KINDS = OCCURRENCE_TYPES
 
 
 def occurrence_resource(occ: dict, directory: _Directory) -> dict:
@@ -331,6 +332,7 @@ def occurrence_resource(occ: dict, directory: _Directory) -> dict:
     people = [_ref(directory.provider(p)) for p in occ.get("providers") or [] if p]
     facility = _ref(directory.organization(occ["facility"])) if occ.get("facility") else None
     unplaced = []  # providers and facility the resource type has no element for
+    coded = occ.get("coded") or {}  # an imported resource's typed elements, given back as they came
     res: dict
     if kind == "encounter":
         res = {
@@ -370,6 +372,36 @@ def occurrence_resource(occ: dict, directory: _Directory) -> dict:
             res["performer"] = [{"actor": p, **on_behalf} for p in people]
         elif facility:
             res["performer"] = [{"actor": facility}]
+    elif kind == "medication" and coded.get("resourceType") == "MedicationRequest":
+        res = {
+            "resourceType": "MedicationRequest",
+            "status": "completed",
+            "intent": "order",
+            "medicationCodeableConcept": concept or untitled,
+            "subject": subject,
+        }
+        if date:
+            res["authoredOn"] = date
+        if people:
+            res["requester"] = people[0]
+        unplaced = [("provider", p) for p in people[1:]] + ([("facility", facility)] if facility else [])
+    elif kind == "allergy":
+        res = {"resourceType": "AllergyIntolerance", "code": concept or untitled, "patient": subject}
+        if date:
+            res["onsetDateTime"] = date
+        if people:
+            res["asserter"] = people[0]
+        unplaced = [("provider", p) for p in people[1:]] + ([("facility", facility)] if facility else [])
+    elif kind == "immunisation":
+        res = {
+            "resourceType": "Immunization",
+            "status": "completed",
+            "vaccineCode": concept or untitled,
+            "patient": subject,
+            **({"occurrenceDateTime": date} if date else {"occurrenceString": "date unknown"}),
+        }
+        if people or facility:
+            res["performer"] = [{"actor": p} for p in (*people, *([facility] if facility else []))]
     elif kind == "medication":
         res = {
             "resourceType": "MedicationStatement",
@@ -409,4 +441,70 @@ def occurrence_resource(occ: dict, directory: _Directory) -> dict:
         *({"url": name, "valueReference": ref} for name, ref in unplaced),
     ]
     extensions.append({"url": OCCURRENCE, "extension": details})
+    _merge_coded(res, coded, date, kind, text)
+    extensions += coded.get("extension") or []
     return {"resourceType": res.pop("resourceType"), "id": rid, "extension": extensions, **res}
+
+
+def concept_text(concept: dict | None, prefer_loinc: bool = False) -> str | None:
+    """A concept's text, else its first display or code (MedVault's occurrence-type coding stands for none)."""
+    if not concept:
+        return None
+    codings = concept.get("coding") or []
+    if prefer_loinc:
+        for coding in codings:
+            if coding.get("system") == LOINC and coding.get("code"):
+                return coding["code"]
+    if concept.get("text"):
+        return concept["text"]
+    for coding in codings:
+        if coding.get("system") != OCCURRENCE_TYPE and (coding.get("display") or coding.get("code")):
+            return coding.get("display") or coding.get("code")
+    return None
+
+
+def description_of(resource: dict, kind: str) -> str | None:
+    """What an occurrence's description is read as from a resource (import, and export telling an edit)."""
+    rtype = resource["resourceType"]
+    if rtype == "Encounter":
+        return next((d for d in map(concept_text, resource.get("type") or []) if d), None)
+    if rtype in ("MedicationStatement", "MedicationRequest"):
+        return concept_text(resource.get("medicationCodeableConcept"))
+    if rtype == "Immunization":
+        return concept_text(resource.get("vaccineCode"))
+    if rtype == "Observation" and kind == "note":
+        return resource.get("valueString")
+    text = concept_text(resource.get("code"))
+    value = resource.get("valueString")
+    if rtype == "Observation" and resource.get("valueQuantity"):
+        quantity = resource["valueQuantity"]
+        value = " ".join(str(quantity[k]) for k in ("value", "unit") if quantity.get(k) is not None)
+    return f"{text}: {value}" if text and value else text or value
+
+
+def mapped_resource(occ: dict) -> dict:
+    """The resource an occurrence maps to without its `coded` elements (import keeps only what differs)."""
+    return occurrence_resource({**occ, "coded": None}, _Directory(Person("", "", "patient")))
+
+
+def _merge_coded(res: dict, coded: dict, date: str | None, kind: str, description: str | None) -> None:
+    """Lay an imported resource's own elements over the mapped ones. What the chart holds wins where it was
+    edited since: a concept keeps its codes but takes an edited description as text, and a more precise time
+    is kept only while it falls on the occurrence's date."""
+    if not coded:
+        return
+    edited = description != description_of(coded, kind)
+    for key, theirs in coded.items():
+        ours = res.get(key)
+        if key in ("resourceType", "extension"):
+            continue
+        if not edited:
+            res[key] = theirs
+        elif isinstance(ours, dict) and isinstance(theirs, dict) and "text" in ours:
+            res[key] = {**theirs, "text": ours["text"]}
+        elif isinstance(ours, list) and isinstance(theirs, list) and ours and theirs and "text" in ours[0]:
+            res[key] = [{**theirs[0], "text": ours[0]["text"]}, *theirs[1:]]
+        elif isinstance(ours, str) and ours == date and isinstance(theirs, str):
+            res[key] = theirs if theirs.startswith(date) else ours
+        else:
+            res[key] = theirs

@@ -25,18 +25,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from medvault.mar.entries import ChartError, validate
+from medvault.mar.entries import ChartError, holds_reference, validate
 from medvault.mar.fhir import (
     CONFIDENTIALITY_SYSTEM,
     CUSTOM_FIELD,
     FILENAME,
-    LOINC,
     OCCURRENCE,
     OCCURRENCE_KINDS,
-    OCCURRENCE_TYPE,
     SOURCE,
     USERNAME_SYSTEM,
     FhirError,
+    concept_text,
+    description_of,
+    mapped_resource,
 )
 from medvault.vault import VaultError
 from medvault.vault.metadata import valid_date, validate_metadata
@@ -47,7 +48,30 @@ BUNDLE_TYPES = ("document", "message", "transaction", "transaction-response", "b
 BUNDLE_TYPES += ("history", "searchset", "collection")
 DOC_STATUS = ("current", "superseded", "entered-in-error")
 _FROM_LABEL = {"U": "normal", "L": "normal", "M": "normal", "N": "normal", "R": "restricted", "V": "very-restricted"}
-CLINICAL = ("Encounter", "Condition", "Procedure", "MedicationStatement", "Observation")
+CLINICAL = (
+    "Encounter",
+    "Condition",
+    "Procedure",
+    "MedicationStatement",
+    "MedicationRequest",
+    "Observation",
+    "AllergyIntolerance",
+    "Immunization",
+)
+# Resources that name people and places: read for the names (providers, facility) only.
+DIRECTORY = ("Patient", "Practitioner", "PractitionerRole", "Organization", "Location")
+# Elements of each clinical resource that become the occurrence's providers and facility (read by `_parties`).
+_PARTY_ELEMENTS = {
+    "Encounter": ("participant", "serviceProvider"),
+    "Condition": ("asserter",),
+    "Procedure": ("performer",),
+    "MedicationStatement": ("informationSource",),
+    "MedicationRequest": ("requester",),
+    "Observation": ("performer",),
+    "AllergyIntolerance": ("asserter",),
+    "Immunization": ("performer",),
+}
+_NOT_CODED = {"resourceType", "id", "meta", "text", "extension", "subject", "patient", "contained"}
 # Where each clinical resource keeps its date, first found wins (a dateTime is cut to the day).
 _DATES = {
     "Encounter": (("period", "start"), ("period", "end")),
@@ -55,6 +79,9 @@ _DATES = {
     "Procedure": (("performedDateTime",), ("performedPeriod", "start")),
     "MedicationStatement": (("effectiveDateTime",), ("effectivePeriod", "start"), ("dateAsserted",)),
     "Observation": (("effectiveDateTime",), ("effectivePeriod", "start"), ("effectiveInstant",), ("issued",)),
+    "MedicationRequest": (("authoredOn",),),
+    "AllergyIntolerance": (("onsetDateTime",), ("onsetPeriod", "start"), ("recordedDate",)),
+    "Immunization": (("occurrenceDateTime",), ("recorded",)),
 }
 
 
@@ -75,6 +102,7 @@ class ImportedChart:
 
     records: Iterator[ImportedRecord]
     occurrences: list[dict]
+    not_kept: list[str]
 
 
 def placeholder(n: int) -> str:
@@ -137,23 +165,6 @@ def _resolve(ref: dict, index: dict[str, dict]) -> dict | None:
     return index.get(tail)
 
 
-def _concept_text(concept: dict | None, prefer_loinc: bool = False) -> str | None:
-    """A concept's text, else its first display or code (MedVault's occurrence-type coding stands for none)."""
-    if not concept:
-        return None
-    codings = concept.get("coding") or []
-    if prefer_loinc:
-        for coding in codings:
-            if coding.get("system") == LOINC and coding.get("code"):
-                return coding["code"]
-    if concept.get("text"):
-        return concept["text"]
-    for coding in codings:
-        if coding.get("system") != OCCURRENCE_TYPE and (coding.get("display") or coding.get("code")):
-            return coding.get("display") or coding.get("code")
-    return None
-
-
 def _person_name(resource: dict) -> str | None:
     for name in resource.get("name") or []:
         if name.get("text"):
@@ -213,9 +224,9 @@ def _document(doc: dict, index: dict[str, dict], where: str, decode: bool = True
         meta["title"] = attachment["title"]
     if doc.get("description"):
         meta["description"] = doc["description"]
-    if (kind := _concept_text(doc.get("type"), prefer_loinc=True)) is not None:
+    if (kind := concept_text(doc.get("type"), prefer_loinc=True)) is not None:
         meta["type"] = kind
-    categories = [c for c in (_concept_text(c) for c in doc.get("category") or []) if c]
+    categories = [c for c in (concept_text(c) for c in doc.get("category") or []) if c]
     if categories:
         meta["category"] = categories[0]
     if (creation := _partial_date(attachment.get("creation"), "attachment.creation", where)) is not None:
@@ -291,25 +302,15 @@ def _kind(resource: dict, details: dict[str, list]) -> str:
     if rtype == "Condition":
         words = {c.get("text") for c in resource.get("category") or []}
         return "injury" if "injury" in words else "diagnosis"
-    return {"Encounter": "encounter", "Procedure": "procedure", "MedicationStatement": "medication"}.get(
-        rtype, "test-result"
-    )
-
-
-def _text_of(resource: dict, kind: str) -> str | None:
-    rtype = resource["resourceType"]
-    if rtype == "Encounter":
-        return next((d for d in map(_concept_text, resource.get("type") or []) if d), None)
-    if rtype == "MedicationStatement":
-        return _concept_text(resource.get("medicationCodeableConcept"))
-    if rtype == "Observation" and kind == "note":
-        return resource.get("valueString")
-    text = _concept_text(resource.get("code"))
-    value = resource.get("valueString")
-    if rtype == "Observation" and resource.get("valueQuantity"):
-        quantity = resource["valueQuantity"]
-        value = " ".join(str(quantity[k]) for k in ("value", "unit") if quantity.get(k) is not None)
-    return f"{text}: {value}" if text and value else text or value
+    kinds = {
+        "Encounter": "encounter",
+        "Procedure": "procedure",
+        "MedicationStatement": "medication",
+        "MedicationRequest": "medication",
+        "AllergyIntolerance": "allergy",
+        "Immunization": "immunisation",
+    }
+    return kinds.get(rtype, "test-result")
 
 
 def _parties(resource: dict) -> list[dict]:
@@ -318,11 +319,11 @@ def _parties(resource: dict) -> list[dict]:
     if rtype == "Encounter":
         refs = [p["individual"] for p in resource.get("participant") or [] if p.get("individual")]
         return [*refs, *([resource["serviceProvider"]] if resource.get("serviceProvider") else [])]
-    if rtype == "Procedure":
+    if rtype in ("Procedure", "Immunization"):
         return [r for p in resource.get("performer") or [] for r in (p.get("actor"), p.get("onBehalfOf")) if r]
     if rtype == "Observation":
         return list(resource.get("performer") or [])
-    single = {"Condition": "asserter", "MedicationStatement": "informationSource"}[rtype]
+    (single,) = _PARTY_ELEMENTS[rtype]
     return [resource[single]] if resource.get(single) else []
 
 
@@ -357,7 +358,32 @@ def _citations(resource: dict, index: dict[str, dict], documents: dict[int, int]
     return found
 
 
-def _occurrence(resource: dict, index: dict[str, dict], documents: dict[int, int], where: str) -> dict:
+def _coded(resource: dict, mapped: dict, where: str, not_kept: list[str]) -> dict | None:
+    """The resource's own typed elements (codes, values and units, ranges, statuses, dosage, reactions…) where they
+    differ from what the occurrence alone maps to (`mapped`), kept verbatim; who and where become names; other
+    references cannot point anywhere in the chart and are listed. None when the occurrence says it all."""
+    rtype = resource["resourceType"]
+    coded = {"resourceType": rtype}
+    for key, value in resource.items():
+        if key in _NOT_CODED or key in _PARTY_ELEMENTS[rtype] or mapped.get(key) == value:
+            continue
+        if holds_reference(value):
+            not_kept.append(f"{where}.{key}: a reference to another resource")
+            continue
+        coded[key] = value
+    if resource.get("contained"):
+        not_kept.append(f"{where}.contained: contained resources")
+    foreign = [e for e in resource.get("extension") or [] if e.get("url") not in (OCCURRENCE, SOURCE)]
+    if foreign and not holds_reference(foreign):
+        coded["extension"] = foreign
+    elif foreign:
+        not_kept.append(f"{where}.extension: extensions holding references")
+    return coded if len(coded) > 1 or rtype != mapped["resourceType"] else None
+
+
+def _occurrence(
+    resource: dict, index: dict[str, dict], documents: dict[int, int], where: str, not_kept: list[str]
+) -> dict:
     """One clinical resource as a chart occurrence's clean data (checked as a new chart entry is)."""
     details = _details(resource)
     kind = _kind(resource, details)
@@ -375,9 +401,11 @@ def _occurrence(resource: dict, index: dict[str, dict], documents: dict[int, int
         data["approximate"] = details["approximate"][0]
     if facility:
         data["facility"] = facility
-    if description := _text_of(resource, kind):
+    if description := description_of(resource, kind):
         data["description"] = description
     try:
+        if coded := _coded(resource, mapped_resource(validate("occurrence", data)), where, not_kept):
+            data["coded"] = coded
         return validate("occurrence", data)
     except ChartError as exc:
         raise FhirError(f"{where}: {exc}") from None
@@ -397,6 +425,16 @@ def read_chart(data: object, max_records: int = MAX_RECORDS) -> ImportedChart:
     resources = [(n, e.get("resource") or {}) for n, e in enumerate(entries)]
     docs = [(n, r) for n, r in resources if r.get("resourceType") == "DocumentReference"]
     clinical = [(n, r) for n, r in resources if r.get("resourceType") in CLINICAL]
+    not_kept = [
+        f"entry[{n}] {r.get('resourceType')}: a resource type MedVault does not keep"
+        for n, r in resources
+        if r.get("resourceType") not in (*CLINICAL, *DIRECTORY, "DocumentReference")
+    ]
+    not_kept += [
+        f"entry[{n}] {r['resourceType']}.identifier: identifiers (the name is kept)"
+        for n, r in resources
+        if r.get("resourceType") in DIRECTORY and r.get("identifier") and not _is_account(r)
+    ]
     if not docs and not clinical:
         raise FhirError("The Bundle holds no DocumentReference and no clinical resource to import")
     if len(docs) > max_records:
@@ -406,6 +444,8 @@ def read_chart(data: object, max_records: int = MAX_RECORDS) -> ImportedChart:
     for n, doc in docs:
         _document(doc, index, f"entry[{n}] DocumentReference", decode=False)
     documents = {id(doc): k for k, (_, doc) in enumerate(docs)}
-    occurrences = [_occurrence(r, index, documents, f"entry[{n}] {r['resourceType']}") for n, r in clinical]
+    occurrences = [
+        _occurrence(r, index, documents, f"entry[{n}] {r['resourceType']}", not_kept) for n, r in clinical
+    ]
     records = (_document(doc, index, f"entry[{n}] DocumentReference") for n, doc in docs)
-    return ImportedChart(records, occurrences)
+    return ImportedChart(records, occurrences, not_kept)

@@ -208,7 +208,8 @@ async def import_fhir(request: Request) -> Response:
     medvault.chart.audit_entries(desk, imported.entries, client_ip(request.scope))
     await run_in_threadpool(medvault.search.index_uploads, session, imported.uploads)  # a PDF's text takes CPU
     entries = [e["id"] for e in imported.entries]
-    return JSONResponse({"ids": ids, "count": len(ids), "entries": entries}, 201)
+    answer = {"ids": ids, "count": len(ids), "entries": entries, "not_kept": imported.not_kept}
+    return JSONResponse(answer, 201)
 
 
 async def _fresh_password(request: Request, session: Session) -> None:
