@@ -25,6 +25,7 @@ from medvault.web import (
     duplicatepages,
     errors,
     exports,
+    healthpages,
     pages,
     proposalpages,
     sharepages,
@@ -57,6 +58,7 @@ def create_app(medvault: MedVault, guard: ServerGuard | None = None) -> Starlett
         *sharepages.routes,
         *chartpages.routes,
         *proposalpages.routes,
+        *healthpages.routes,
         Mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static"),
     ]
     middleware = [Middleware(ClientIP, trusted_proxies=settings.trusted_proxies)]
