@@ -68,7 +68,13 @@ OPENAPI = {
         "/api/v1/audit": {"get": _op("Who saw my records")},
         "/api/v1/export/fhir": {"get": _op("FHIR R4 Bundle of my chart; a specialist names the patient (header)")},
         "/api/v1/export/fhir/summary/{id}": {"get": _op("A summary as a FHIR document Bundle (Composition first)")},
-        "/api/v1/import/fhir": {"post": _op("Import a FHIR Bundle (all or nothing)", "201", "application/json")},
+        "/api/v1/import/fhir": {
+            "post": _op(
+                "Import a FHIR Bundle (all or nothing); `not_kept` lists what it could not keep",
+                "201",
+                "application/json",
+            )
+        },
         "/api/v1/export/age": {"post": _op("Chart sealed to a fresh age identity (password)", body="application/json")},
         "/api/v1/export/zip": {"post": _op("Chart as a plain ZIP with index.csv (password)", body="application/json")},
         "/api/v1/charts/entries": {
@@ -106,6 +112,12 @@ OPENAPI = {
             "post": _op("Accept proposals as occurrences, with edits, all or none", body="application/json")
         },
         "/api/v1/charts/proposals/reject": {"post": _op("Reject proposals", body="application/json")},
+        "/api/v1/charts/health": {
+            "post": _op(
+                "Health overview {patient}: problems, medications, allergies, immunisations, lab series",
+                body="application/json",
+            )
+        },
         "/api/v1/charts/chronology.csv": {"post": _op("The chronology as a CSV attachment", body="application/json")},
         "/api/v1/charts/chronology.pdf": {
             "post": _op("The chronology as a PDF attachment (same body as the CSV)", body="application/json")
