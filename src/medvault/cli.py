@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from medvault.auth import AuthError
+from medvault.blobs import BlobError
 from medvault.config import Settings, SettingsError, load_settings
 from medvault.core import MedVault, NotInitialised
 from medvault.guard.cli import guard_app
@@ -107,7 +108,10 @@ def serve(
     for path in (settings.cert_path, settings.key_path):
         if not path.exists():
             raise fail(f"TLS file {path} does not exist")
-    run_server(medvault)
+    try:
+        run_server(medvault)
+    except BlobError as exc:  # at start: the store is unreachable, refuses the credentials or has no bucket
+        raise fail(str(exc)) from None
 
 
 @user_app.command("invite")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from medvault.blobs.location import parse_s3_url
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the key."""
@@ -43,6 +45,10 @@ class Settings:
     guard_actionban: str = ""
     guard_actionunban: str = ""
     redis_url: str = ""
+    blob_url: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = field(default="", repr=False)
+    sweep_grace_minutes: int = 60
 
     @property
     def db_url(self) -> str:
@@ -94,6 +100,11 @@ def _coerce(name: str, value: object) -> object:
         raise SettingsError(f"setting {name!r}: expected text, got {value!r}")
     if name == "redis_url" and value:
         _check_redis_url(value)
+    if name == "blob_url" and value:
+        try:
+            parse_s3_url(value)
+        except ValueError as exc:
+            raise SettingsError(f"setting 'blob_url': {exc}") from None
     return value
 
 
@@ -127,4 +138,7 @@ def load_settings(overrides: dict | None = None, config_file: Path | None = None
         if env is not None:
             merged[name] = env
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return Settings(**{k: _coerce(k, v) for k, v in merged.items()})
+    settings = Settings(**{k: _coerce(k, v) for k, v in merged.items()})
+    if bool(settings.s3_access_key) != bool(settings.s3_secret_key):
+        raise SettingsError("settings 's3_access_key' and 's3_secret_key': give both, or neither (AWS's own chain)")
+    return settings

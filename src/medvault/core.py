@@ -15,6 +15,8 @@ from medvault.audit import AuditTrail
 from medvault.auth.accounts import Accounts
 from medvault.auth.pool import HashPool
 from medvault.auth.sessions import Sessions
+from medvault.blobs import Store
+from medvault.blobs.location import parse_s3_url
 from medvault.blobs.store import BlobStore
 from medvault.config import Settings
 from medvault.crypto.passwords import Argon2Profile
@@ -74,8 +76,14 @@ class MedVault:
         return make_engine(self.settings.db_url)
 
     @cached_property
-    def blobs(self) -> BlobStore:
-        return BlobStore(self.data_dir / "blobs")
+    def blobs(self) -> Store:
+        """The local folder `DATA/blobs`, or the S3-compatible bucket `blob_url` names."""
+        s = self.settings
+        if not s.blob_url:
+            return BlobStore(self.data_dir / "blobs")
+        from medvault.blobs.s3 import S3Store  # why: boto3 costs 0.15 s to import; local stores never pay it
+
+        return S3Store(parse_s3_url(s.blob_url), s.s3_access_key, s.s3_secret_key)
 
     @cached_property
     def accounts(self) -> Accounts:
@@ -130,5 +138,6 @@ class MedVault:
         return EventLog(self.settings.log_dir)
 
     def sweep_leftovers(self) -> int:
-        """Remove what a crash (kill -9 mid-upload) left behind."""
-        return self.blobs.sweep(self.vault.referenced_blobs())
+        """Remove what a crash (kill -9 mid-upload) left behind, once older than `sweep_grace_minutes`: other
+        nodes sharing the store may be writing blobs whose rows are not committed yet."""
+        return self.blobs.sweep(self.vault.referenced_blobs(), self.settings.sweep_grace_minutes * 60)

@@ -67,6 +67,8 @@ def restore(
     data_dir = settings.data_dir
     if settings.database_url:
         raise BackupError("restore goes into a data folder with its own SQLite database; unset database_url")
+    if settings.blob_url:
+        raise BackupError("restore puts the blobs into the data folder; unset blob_url")
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
         raise BackupError(f"{data_dir} is not empty: restore only into an empty or new folder")
     if not identity.is_file():

@@ -47,6 +47,17 @@ class BackupResult:
     total_bytes: int
 
 
+def local_blobs(settings: Settings) -> BlobStore:
+    """The data folder's blob store. Blobs in a bucket are refused, not half backed up: snapshots copy and
+    hash blobs as files (copy_file_range, sidecars), which a bucket does not have yet."""
+    if settings.blob_url:
+        raise BackupError(
+            "backups of blobs on S3-compatible storage (blob_url) are not supported yet: copy the bucket with its "
+            "own tools (versioning, replication or rclone) and back up the database and server.secret beside it"
+        )
+    return BlobStore(settings.data_dir / "blobs")
+
+
 def sqlite_path(settings: Settings) -> Path:
     if settings.database_url and not settings.database_url.startswith("sqlite:///"):
         raise BackupError("backups of a PostgreSQL database are not supported yet: use pg_dump for the database")
@@ -98,9 +109,9 @@ def take(
     progress: Callable[[int, int], Callable[[int], None]] | None = None,
 ) -> BackupResult:
     """Write one snapshot of `settings.data_dir` into `dest`; `progress(count, bytes)` makes a per-byte tick."""
+    store = local_blobs(settings)
     check_recipients(recipients)
     live = sqlite_path(settings)
-    store = BlobStore(settings.data_dir / "blobs")
     (dest / "snapshots").mkdir(parents=True, exist_ok=True)
     (dest / "blobs").mkdir(exist_ok=True)
     with _exclusive(dest):

@@ -2,7 +2,9 @@
 
 A blob is written under `tmp/`, fsynced, then renamed into place, so a reader (or a crash) never sees half a
 blob. The database row that points at a blob is committed only after the rename; `sweep` removes the
-leftovers of a crash: stray temp files and blobs no row points at.
+leftovers of a crash: stray temp files and blobs no row points at, once they are older than the grace period
+(by modification time: a temp file being written is touched by every write), because other nodes may share
+the folder.
 """
 
 from __future__ import annotations
@@ -13,6 +15,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from medvault.blobs import check_name, is_blob_name, sweep_cutoff
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    """Whether `path` was last modified before `cutoff`; False if it is gone (renamed or removed meanwhile)."""
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
+
 
 class BlobStore:
     def __init__(self, root: Path):
@@ -21,9 +33,7 @@ class BlobStore:
         self._tmp.mkdir(parents=True, exist_ok=True)
 
     def path(self, name: str) -> Path:
-        if len(name) != 32 or not all(c in "0123456789abcdef" for c in name):
-            raise ValueError("bad blob name")
-        return self.root / name[:2] / name
+        return self.root / name[:2] / check_name(name)
 
     def create(self) -> BlobWriter:
         return BlobWriter(self)
@@ -37,16 +47,18 @@ class BlobStore:
     def names(self) -> Iterable[str]:
         for sub in self.root.iterdir():
             if sub.is_dir() and len(sub.name) == 2:
-                yield from (p.name for p in sub.iterdir() if not p.name.endswith(".part"))
+                yield from (p.name for p in sub.iterdir() if is_blob_name(p.name))
 
-    def sweep(self, referenced: set[str]) -> int:
-        """Delete temp files and unreferenced blobs left by a crash; return how many were removed."""
+    def sweep(self, referenced: set[str], grace: float, now: float | None = None) -> int:
+        """Delete temp files and unreferenced blobs untouched for `grace` seconds; return how many were removed."""
+        cutoff = sweep_cutoff(grace, now)
         removed = 0
         for leftover in self._tmp.iterdir():
-            leftover.unlink(missing_ok=True)
-            removed += 1
+            if _older(leftover, cutoff):
+                leftover.unlink(missing_ok=True)
+                removed += 1
         for name in list(self.names()):
-            if name not in referenced:
+            if name not in referenced and _older(self.path(name), cutoff):
                 self.delete(name)
                 removed += 1
         return removed

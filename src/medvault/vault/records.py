@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, insert, or_, select, update
 
-from medvault.blobs.store import BlobStore
+from medvault.blobs import Store
 from medvault.crypto import CryptoError
 from medvault.crypto.envelope import (
     DataKey,
@@ -196,7 +196,7 @@ class OpenRecord:
 
 
 class Vault:
-    def __init__(self, engine: Engine, blobs: BlobStore):
+    def __init__(self, engine: Engine, blobs: Store):
         self._engine = engine
         self.blobs = blobs
 
