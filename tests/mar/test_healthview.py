@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.mar.test_fhir_typed import _bundle
-from tests.support import add_entry
+from tests.support import add_entry, upload
 
 HTML = {"accept": "text/html"}
 
@@ -30,6 +30,33 @@ def patient(server):
 def test_the_import_answer_lists_what_it_could_not_keep(patient):
     assert any("CarePlan" in n for n in patient["not_kept"])
     assert any("Practitioner.identifier" in n for n in patient["not_kept"])
+
+
+def test_importing_the_same_bundle_again_adds_nothing(patient):
+    client = patient["client"]
+    before = client.post("/api/v1/charts/entries/list", json={}).json()["items"]
+    again = client.post("/api/v1/import/fhir", json=_bundle())
+    assert again.status_code == 201, again.text
+    assert again.json()["entries"] == [] and again.json()["already_present"]["occurrences"] == 9
+    assert client.post("/api/v1/charts/entries/list", json={}).json()["items"] == before
+
+
+def test_importing_the_own_export_adds_no_record_and_no_occurrence(patient):
+    client = patient["client"]
+    made = upload(client, b"%PDF-1.4 discharge letter", "letter.pdf", {"title": "Discharge letter"})
+    add_entry(
+        client,
+        "occurrence",
+        {"type": "encounter", "date": "2024-03-16", "citations": [{"record": made.json()["id"]}]},
+    )
+    records = client.get("/api/v1/records").json()["items"]
+    entries = client.post("/api/v1/charts/entries/list", json={}).json()["items"]
+    exported = client.get("/api/v1/export/fhir").json()
+    again = client.post("/api/v1/import/fhir", json=exported)
+    assert again.status_code == 201, again.text
+    assert again.json()["count"] == 0 and again.json()["entries"] == []
+    assert again.json()["already_present"] == {"records": 1, "occurrences": len(entries)}
+    assert client.get("/api/v1/records").json()["items"] == records
 
 
 def test_overview_sections_and_lab_series(patient):

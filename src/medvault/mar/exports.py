@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import hmac
 import io
 import json
 import shutil
@@ -108,6 +109,7 @@ class Imported:
     uploads: list[Upload]
     entries: list[dict]
     not_kept: list[str]
+    already_present: dict[str, int]  # records and occurrences of the Bundle the chart held already
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,11 @@ def age_encrypt(recipient: str, plaintext: bytes) -> bytes:
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
         raise ExportError("age could not encrypt the export") from None
     return done.stdout
+
+
+def _fingerprint(occurrence: dict) -> str:
+    """What makes two occurrences the same one, whatever records they cite."""
+    return json.dumps({k: v for k, v in occurrence.items() if k not in ("citations", "id")}, sort_keys=True)
 
 
 class Exports:
@@ -281,24 +288,41 @@ class Exports:
         bundle: object,
         more_readers: Callable[[dict], list[tuple[str, str]]] | None = None,
         keep_head: int = 0,
+        duplicate_key: bytes | None = None,
+        present: Iterable[dict] = (),
     ) -> Imported:
         """Records for the DocumentReferences and chart occurrences for the clinical resources, in the patient's
         own chart (`desk`); all or nothing, even if the process dies half-way.
 
         Every file is encrypted into a blob first (fsynced, in place); then one transaction inserts every record
         row, wrapped key and entry. Nothing is visible before it commits. On any failure the blobs are deleted;
-        after a crash (kill -9) the start-up sweep removes them, since no row names them."""
+        after a crash (kill -9) the start-up sweep removes them, since no row names them.
+
+        Importing the same Bundle again adds nothing again: a file whose keyed hash (`duplicate_key`, the owner's)
+        equals a current record's is not stored twice, its citations point at that record, and an occurrence
+        equal to one already `present` in the chart (its citations aside) is not added twice."""
         found = read_chart(bundle)  # validates and maps everything but the files before any write
+        have = {h: rid for rid, h, _ in self._vault.current_owned(desk.patient_id) if h} if duplicate_key else {}
+        seen = {_fingerprint(occ) for occ in present}
         uploads: list[Upload] = []
+        record_ids: list[str] = []
         checked = {c["record"] for occ in found.occurrences for c in occ["citations"] if quotes.needs_text(c)}
         texts: dict[str, Pages | None] = {}
         try:
             for n, imported in enumerate(found.records):
                 if placeholder(n) in checked:  # only a cited file's text is read, while it is in memory
                     texts[placeholder(n)] = recordtext.of_content(imported.content, imported.content_type)
+                digest = hmac.new(duplicate_key, imported.content, hashlib.sha256).hexdigest() if duplicate_key else ""
+                if digest in have:
+                    record_ids.append(have[digest])
+                    continue
                 upload = self._vault.begin_upload(desk.patient_id, self._max_upload)
                 upload.keep_head = keep_head
+                if duplicate_key:
+                    upload.keep_duplicate_hash(duplicate_key)
+                    have[digest] = upload.record_id  # the same file twice in one Bundle is stored once too
                 uploads.append(upload)
+                record_ids.append(upload.record_id)
                 view = memoryview(imported.content)
                 for start in range(0, len(view), CHUNK):
                     upload.write(view[start : start + CHUNK])
@@ -306,11 +330,15 @@ class Exports:
             for occurrence in found.occurrences:  # quotes checked as when they are typed in, levels set anew
                 quotes.check(occurrence["citations"], texts.get)
             readers = [more_readers(u.metadata) if more_readers is not None else [] for u in uploads]
-            record_ids = [u.record_id for u in uploads]
             now = time.time()
+            fresh = []
+            for occ in found.occurrences:
+                if (mark := _fingerprint(occ)) not in seen:
+                    seen.add(mark)
+                    fresh.append(occ)
             entries = [  # in Bundle order: 1 µs apart, since entries list by creation time
                 seal_entry(desk, str(uuid.uuid4()), "occurrence", cite(occ, record_ids), now + n / 1e6)
-                for n, occ in enumerate(found.occurrences)
+                for n, occ in enumerate(fresh)
             ]
             with self._engine.begin() as conn:
                 for upload, extra in zip(uploads, readers, strict=True):
@@ -321,7 +349,8 @@ class Exports:
             for upload in uploads:
                 upload.discard()
             raise
-        return Imported(uploads, [body for _, body in entries], found.not_kept)
+        present_now = {"records": len(record_ids) - len(uploads), "occurrences": len(found.occurrences) - len(fresh)}
+        return Imported(uploads, [body for _, body in entries], found.not_kept, present_now)
 
     # Offline archives.
 

@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from medvault.auth import InvalidCredentials
 from medvault.auth.sessions import Session
+from medvault.mar.duplicates import duplicate_key
 from medvault.mar.entries import ChartError
 from medvault.mar.exports import ExportBusy, ToolMissing, base64_chunks
 from medvault.mar.fhir import Person
@@ -193,12 +194,15 @@ async def import_fhir(request: Request) -> Response:
         except (ValueError, UnicodeDecodeError):
             raise HTTPException(400, "Malformed FHIR: the body is not valid JSON") from None
         desk = medvault.chart.desk(session, None)  # the patient's own chart: occurrences go there
+        present = [e["data"] for e in medvault.chart.entries(desk, ("occurrence",)) if "data" in e]
         with exports.slot():
             imported = exports.import_fhir(
                 desk,
                 data,
                 lambda meta: medvault.sharing.readers_for_new_record(session.user_id, session.keys, meta),
                 TEXT_BYTES,
+                duplicate_key(medvault.search.store, session.user_id, session.keys),
+                present,
             )
         return desk, imported
 
@@ -209,6 +213,7 @@ async def import_fhir(request: Request) -> Response:
     await run_in_threadpool(medvault.search.index_uploads, session, imported.uploads)  # a PDF's text takes CPU
     entries = [e["id"] for e in imported.entries]
     answer = {"ids": ids, "count": len(ids), "entries": entries, "not_kept": imported.not_kept}
+    answer["already_present"] = imported.already_present
     return JSONResponse(answer, 201)
 
 
