@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +53,52 @@ def test_multipart_upload_through_the_server_stores_only_ciphertext(s3, s3_serve
     assert [p for p in (s3_server.data_dir / "blobs").rglob("*") if p.is_file()] == []
     assert user["client"].delete(f"/api/v1/records/{rid}").status_code in (200, 204)
     assert s3.objects(s3_server.bucket) == {}
+
+
+def _rss_mib(pid: int, field: str) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith(field + ":")).split()[1]) / 1024
+
+
+def test_large_record_streams_through_the_bucket_in_bounded_memory(s3, s3_server):
+    """A 256 MiB record goes up in 8 MiB parts and comes back intact while the server's resident memory grows
+    by less than 64 MiB: neither direction holds the file (the bucket's own process holds it, not ours)."""
+    user = s3_server.account("s3big")
+    pid = s3_server.proc.pid
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # why: resets the peak, which logins' Argon2 (64 MiB) set
+    before = _rss_mib(pid, "VmRSS")
+    size, piece, boundary = 256 * 1024**2, os.urandom(1024 * 1024), "mvs3boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="ct.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    sent, got = hashlib.sha256(), hashlib.sha256()
+
+    def body():
+        yield head
+        for _ in range(size // len(piece)):
+            sent.update(piece)
+            yield piece
+        yield tail
+
+    made = user["client"].post(
+        "/api/v1/records",
+        content=body(),
+        headers={
+            "content-type": f"multipart/form-data; boundary={boundary}",
+            "content-length": str(len(head) + size + len(tail)),
+        },
+    )
+    assert made.status_code == 201, made.text
+    rid = made.json()["id"]
+    with user["client"].stream("GET", f"/api/v1/records/{rid}/content") as answer:
+        for chunk in answer.iter_bytes(1024 * 1024):
+            got.update(chunk)
+    assert got.digest() == sent.digest()
+    assert _rss_mib(pid, "VmHWM") - before < 64
+    assert user["client"].delete(f"/api/v1/records/{rid}").status_code in (200, 204)
+    assert s3.objects(s3_server.bucket) == {} and s3.uploads(s3_server.bucket) == []
 
 
 def test_writer_aborted_mid_upload_leaves_nothing(s3):
