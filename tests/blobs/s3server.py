@@ -25,6 +25,16 @@ MOTO_SERVER = Path(sys.executable).with_name("moto_server")
 SMALL_PART = 5 * 1024 * 1024  # the smallest part S3 accepts, to keep the in-process tests quick
 
 
+def eventually(check, seconds: float = 10) -> bool:
+    """Whether `check()` becomes true within `seconds` (an S3 writer sends parts from worker threads)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 class S3Server:
     """A private moto_server on a free loopback port; any key pair is accepted, requests are still signed."""
 

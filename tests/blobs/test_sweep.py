@@ -8,7 +8,7 @@ import time
 import pytest
 
 from medvault.blobs.store import BlobStore
-from tests.blobs.s3server import SMALL_PART
+from tests.blobs.s3server import SMALL_PART, eventually
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -29,6 +29,7 @@ def _leftovers(store) -> tuple[str, str, str]:
     """An upload cut off after its first part, a committed blob no row names, and one a row names."""
     cut = store.create()
     cut.write(os.urandom(SMALL_PART + 100))
+    assert eventually(lambda: cut.name in store.pending()), "an S3 writer sends its first part from a thread"
     names = []
     for _ in range(2):
         writer = store.create()

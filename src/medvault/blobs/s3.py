@@ -1,11 +1,12 @@
 """Blobs in an S3-compatible bucket, for several nodes sharing one store: the local store's interface over boto3.
 
 Blobs arrive sealed (STREAM over AES-256-GCM under per-record keys the store never sees), so the bucket holds
-only ciphertext under random names. A writer keeps at most one part (8 MiB) in memory and sends each full part
-with UploadPart; `commit` is CompleteMultipartUpload, so the object appears whole or not at all, and `abort` is
-AbortMultipartUpload. A blob smaller than one part goes in one PutObject at `commit`: just as atomic, one
-request instead of three, and no multipart upload to leave behind. `open` gives a seekable reader that streams
-one GET and opens a ranged GET only when the vault seeks elsewhere (a range request).
+only ciphertext under random names. A writer sends each full 8 MiB part with UploadPart from a worker thread
+while the next one fills (so at most two parts are in memory); `commit` is CompleteMultipartUpload, so the
+object appears whole or not at all, and `abort` is AbortMultipartUpload. A blob smaller than one part goes in
+one PutObject at `commit`: just as atomic, one request instead of three, and no multipart upload to leave
+behind. `open` gives a seekable reader that streams one GET and opens a ranged GET only when the vault seeks
+elsewhere (a range request).
 
 `sweep` aborts incomplete multipart uploads and deletes objects no row names, only once they are older than
 the grace period: an upload by the time of its newest part (long uploads stay safe), an object by its
@@ -18,7 +19,8 @@ import io
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from typing import BinaryIO
 
 import boto3
@@ -37,6 +39,7 @@ class S3Store:
     def __init__(self, location: S3Location, access_key: str = "", secret_key: str = "", part_size: int = PART):
         self.location = location
         self.part_size = part_size
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="medvault-s3")  # parts being sent
         config = Config(
             s3={"addressing_style": "path" if location.endpoint else "auto"},  # why: self-hosted servers rarely
             retries={"mode": "standard", "max_attempts": 4},  # resolve BUCKET.host names
@@ -134,7 +137,10 @@ class S3Store:
 
 
 class S3Writer:
-    """Append-only writer streaming parts; `commit` makes the object visible, `abort` removes every trace."""
+    """Append-only writer streaming parts; `commit` makes the object visible, `abort` removes every trace.
+
+    Parts go out from the store's worker threads, one at a time per writer: the caller (the event loop, for
+    an upload) waits only when the store is slower than the client, and at most two parts are held."""
 
     def __init__(self, store: S3Store):
         self.name = uuid.uuid4().hex
@@ -142,8 +148,10 @@ class S3Writer:
         self._store = store
         self._key = store.key(self.name)
         self._buffer = bytearray()
-        self._upload_id: str | None = None
+        self._upload_id: str | None = None  # set by the first part's worker, read only after waiting for it
         self._parts: list[dict] = []
+        self._sent = 0
+        self._sending: Future | None = None
 
     def write(self, data: bytes) -> None:
         self._buffer += data
@@ -155,23 +163,34 @@ class S3Writer:
             self._send(part)
 
     def _send(self, part: bytes) -> None:
+        self._wait()
+        self._sent += 1
+        self._sending = self._store.pool.submit(self._upload_part, self._sent, part)
+
+    def _wait(self) -> None:
+        """Wait for the part in flight; its error, if any, is raised here."""
+        if self._sending is not None:
+            sending, self._sending = self._sending, None
+            sending.result()
+
+    def _upload_part(self, number: int, part: bytes) -> None:
         s3, bucket = self._store.client, self._store.location.bucket
         if self._upload_id is None:
             with self._store.calling("create_multipart_upload"):
                 self._upload_id = s3.create_multipart_upload(Bucket=bucket, Key=self._key)["UploadId"]
-        number = len(self._parts) + 1
         with self._store.calling("upload_part"):
             sent = s3.upload_part(Bucket=bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=part)
         self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
 
     def commit(self) -> str:
         s3, bucket = self._store.client, self._store.location.bucket
-        if self._upload_id is None:
+        if not self._sent:
             with self._store.calling("put_object"):
                 s3.put_object(Bucket=bucket, Key=self._key, Body=bytes(self._buffer))
         else:
             if self._buffer:
                 self._send(bytes(self._buffer))
+            self._wait()
             with self._store.calling("complete_multipart_upload"):
                 s3.complete_multipart_upload(
                     Bucket=bucket, Key=self._key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
@@ -184,6 +203,8 @@ class S3Writer:
         """Drop the buffer and abort the upload; if the store cannot be reached, the sweep aborts it later
         (an error here would hide the one that made the caller abort)."""
         self._buffer.clear()
+        with suppress(OSError):  # a part that failed is what the abort removes
+            self._wait()
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             try:
