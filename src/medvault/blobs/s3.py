@@ -36,6 +36,8 @@ log = logging.getLogger("medvault")
 
 
 class S3Store:
+    remote = True
+
     def __init__(self, location: S3Location, access_key: str = "", secret_key: str = "", part_size: int = PART):
         self.location = location
         self.part_size = part_size

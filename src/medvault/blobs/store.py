@@ -27,6 +27,8 @@ def _older(path: Path, cutoff: float) -> bool:
 
 
 class BlobStore:
+    remote = False
+
     def __init__(self, root: Path):
         self.root = root
         self._tmp = root / "tmp"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from starlette.concurrency import iterate_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -45,9 +46,14 @@ def content_response(request: Request, vault: Vault, record: OpenRecord, inline:
     async def body():
         # Decrypting a 256 KiB chunk takes tens of microseconds: doing it inline is cheaper than handing
         # every chunk to a worker thread and back (the sync-iterator path), see bench/https_transfer.py.
+        # A remote store's reads wait on the network, so there the worker thread pays.
         yield first
-        for piece in chunks:
-            yield piece
+        if vault.blobs.remote:
+            async for piece in iterate_in_threadpool(chunks):
+                yield piece
+        else:
+            for piece in chunks:
+                yield piece
 
     ctype = record.metadata.get("content_type", "application/octet-stream")
     show_inline = inline and ctype in PREVIEWABLE
