@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -99,6 +101,48 @@ def test_large_record_streams_through_the_bucket_in_bounded_memory(s3, s3_server
     assert _rss_mib(pid, "VmHWM") - before < 64
     assert user["client"].delete(f"/api/v1/records/{rid}").status_code in (200, 204)
     assert s3.objects(s3_server.bucket) == {} and s3.uploads(s3_server.bucket) == []
+
+
+def test_kill_9_mid_upload_leaves_nothing_after_restart(s3, tmp_path):
+    """A server killed with SIGKILL after sending parts leaves an incomplete multipart upload, which its next
+    start aborts (grace 0: no other node shares this bucket); no record and no object appear."""
+    bucket = s3.new_bucket()
+    env = {
+        "MEDVAULT_BLOB_URL": s3.url(bucket),
+        "MEDVAULT_S3_ACCESS_KEY": s3.access_key,
+        "MEDVAULT_S3_SECRET_KEY": s3.secret_key,
+        "MEDVAULT_SWEEP_GRACE_MINUTES": "0",
+    }
+    srv = Server(tmp_path / "data", env=env)
+    srv.init()
+    srv.start()
+    try:
+        user = srv.account("s3kill")
+        head = (
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n"
+        )
+        cookie = "; ".join(f"{k}={v}" for k, v in user["client"].cookies.items())
+        request = (
+            f"POST /api/v1/records HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {len(head) + 50_000_000}\r\nCookie: {cookie}\r\n"
+            f"X-CSRF-Token: {user['client'].headers['X-CSRF-Token']}\r\n\r\n"
+        ).encode() + head
+        with srv.ssl_context().wrap_socket(
+            socket.create_connection(("127.0.0.1", srv.https_port)), server_hostname="127.0.0.1"
+        ) as tls:
+            tls.sendall(request)
+            for _ in range(48):
+                tls.sendall(os.urandom(256 * 1024))
+            assert eventually(lambda: s3.uploads(bucket) != []), "no part reached the bucket"
+            srv.stop(signal.SIGKILL)
+        srv.start()
+        assert s3.uploads(bucket) == [] and s3.objects(bucket) == {}
+        with srv.client() as again:
+            again.post("/api/v1/login", json={"username": "s3kill", "password": user["password"]})
+            assert again.get("/api/v1/records").json()["items"] == []
+    finally:
+        srv.stop()
 
 
 def test_writer_aborted_mid_upload_leaves_nothing(s3):
