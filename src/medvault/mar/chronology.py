@@ -20,6 +20,7 @@ import io
 from medvault.mar import quotes
 from medvault.mar.chart import Chart, Desk
 from medvault.mar.entries import OCCURRENCE_TYPES, ChartError, check_date, first_day, last_day
+from medvault.mar.professionals import identify, identities
 
 FIELDS = {"patient", "types", "provider", "facility", "from", "to", "incident", "gap_days"}
 
@@ -41,6 +42,7 @@ class Query:
             if body.get(key) is not None and (not isinstance(body[key], str) or len(body[key]) > 200):
                 raise ChartError(f"{key!r} must be text of at most 200 characters")
         self.provider, self.facility = _fold(body.get("provider")), _fold(body.get("facility"))
+        self.people: dict[str, str] = {}  # professionals.identities: a provider is found under any of their names
         self.start = first_day(check_date(body["from"], "'from'", allow_future=True)) if body.get("from") else None
         self.end = last_day(check_date(body["to"], "'to'", allow_future=True)) if body.get("to") else None
         if self.start and self.end and self.start > self.end:
@@ -63,7 +65,10 @@ class Query:
             return False
         if self.facility and _fold(facility) != self.facility:
             return False
-        return not self.provider or self.provider in {_fold(p) for p in providers}
+        if not self.provider:
+            return True
+        wanted = _fold(identify(self.people, self.provider))
+        return wanted in {_fold(identify(self.people, p)) for p in providers}
 
 
 def _sort_key(item: dict) -> tuple:
@@ -73,7 +78,10 @@ def _sort_key(item: dict) -> tuple:
 
 def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
     query = Query(body)
-    every = [e for e in chart.entries(desk, kinds=("occurrence", "proposal")) if "data" in e]
+    every = [e for e in chart.entries(desk, kinds=("occurrence", "proposal", "merge")) if "data" in e]
+    records = chart.records(desk)
+    names = [*_provider_names(every, records), *([body["provider"]] if query.provider else [])]  # the filter too
+    query.people = identities(names, [e for e in every if e["kind"] == "merge"])
     mine = [e for e in every if e["kind"] == "proposal" and (e["author"] == desk.reader or desk.role == "patient")]
     every = [e for e in every if e["kind"] == "occurrence"]
     occurrences = [
@@ -93,7 +101,6 @@ def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
         ]
     else:
         result["occurrences"] = occurrences
-    records = chart.records(desk)
     result["proposed"] = _proposed(query, [p for p in mine if p["data"]["status"] == "open"])
     result["candidates"] = _candidates(records, query, every, {p["data"]["record"] for p in mine})
     result["undated"] = _undated(records, every, mine)
@@ -101,6 +108,12 @@ def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
     care += [(c["date"], c["record"]) for c in result["candidates"] + result["proposed"]]
     result["gaps"] = _gaps(sorted(care, key=lambda c: (first_day(c[0]), len(c[0]))), query)
     return result
+
+
+def _provider_names(entries: list[dict], records: list) -> list[str]:
+    names = [n for e in entries if e["kind"] == "occurrence" for n in e["data"].get("providers", [])]
+    names += [n for e in entries if e["kind"] == "proposal" for n in e["data"]["fields"].get("providers", [])]
+    return names + [n for r in records for n in r.metadata.get("provider") or []]
 
 
 def _proposed(query: Query, proposals: list[dict]) -> list[dict]:

@@ -262,13 +262,17 @@ class Exports:
     # FHIR.
 
     def fhir_chart(
-        self, reader_id: str, keys: PrivateKeys, patient: Person, occurrences: Iterable[dict] = ()
+        self,
+        reader_id: str,
+        keys: PrivateKeys,
+        patient: Person,
+        occurrences: Iterable[dict] = (),
+        people: dict[str, str] | None = None,
     ) -> tuple[dict, list[str]]:
         """The chart as a FHIR collection Bundle, with the ids of the records in it."""
         ids = [rid for rid, _ in self.chart(reader_id, patient.id)]
-        bundle = chart_bundle(
-            patient, (rec for rec, _ in self._records(reader_id, keys, ids)), occurrences, now=time.time()
-        )
+        records = (rec for rec, _ in self._records(reader_id, keys, ids))
+        bundle = chart_bundle(patient, records, occurrences, now=time.time(), people=people)
         return bundle, ids
 
     def fhir_summary(self, reader_id: str, keys: PrivateKeys, record_id: str) -> dict:

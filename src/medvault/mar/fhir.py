@@ -154,17 +154,23 @@ def _custom_extension(name: str, value: object) -> dict | None:
 class _Directory:
     """Practitioners and organisations met while mapping records, one resource per distinct name or account."""
 
-    def __init__(self, patient: Person):
+    def __init__(self, patient: Person, people: dict[str, str] | None = None):
         self.patient = patient
+        self.people = people or {}  # professionals.identities: the spellings of one person share a Practitioner
         self.providers: dict[str, dict] = {}
         self.specialists: dict[str, dict] = {}
         self.organizations: dict[str, dict] = {}
 
-    def provider(self, name: str) -> str:
-        if name not in self.providers:
+    def provider(self, name: str) -> dict:
+        """A reference to the person's Practitioner, its display the spelling used here (kept by the import)."""
+        person = self.people.get(" ".join(name.split()).casefold(), name)
+        if person not in self.providers:
             rid = str(uuid.uuid4())
-            self.providers[name] = {"resourceType": "Practitioner", "id": rid, "name": [{"text": name}]}
-        return self.providers[name]["id"]
+            self.providers[person] = {"resourceType": "Practitioner", "id": rid, "name": [{"text": person}]}
+        practitioner = self.providers[person]
+        if {"text": name} not in practitioner["name"]:
+            practitioner["name"].append({"text": name})
+        return {**_ref(practitioner["id"]), "display": name}
 
     def specialist(self, person: Person) -> str:
         self.specialists.setdefault(person.id, specialist_resource(person))
@@ -208,7 +214,7 @@ def document_reference(record: ExportedRecord, directory: _Directory) -> dict:
         doc["category"] = [{"text": meta["category"]}]
     doc["subject"] = _ref(directory.patient.id)
     doc["date"] = instant(record.uploaded_at)
-    authors = [_ref(directory.provider(name)) for name in meta.get("provider", []) if name]
+    authors = [directory.provider(name) for name in meta.get("provider", []) if name]
     if record.uploader.role == "specialist":
         authors.append(_ref(directory.specialist(record.uploader)))
     if authors:
@@ -225,10 +231,15 @@ def document_reference(record: ExportedRecord, directory: _Directory) -> dict:
 
 
 def chart_bundle(
-    patient: Person, records: Iterable[ExportedRecord], occurrences: Iterable[dict] = (), now: float = 0.0
+    patient: Person,
+    records: Iterable[ExportedRecord],
+    occurrences: Iterable[dict] = (),
+    now: float = 0.0,
+    people: dict[str, str] | None = None,
 ) -> dict:
-    """The chart as a `collection` Bundle; `records` may be a generator (each file is encoded as it comes)."""
-    directory = _Directory(patient)
+    """The chart as a `collection` Bundle; `records` may be a generator (each file is encoded as it comes);
+    `people` (professionals.identities) makes every spelling of one person one Practitioner."""
+    directory = _Directory(patient, people)
     documents = [_entry(document_reference(record, directory)) for record in records]
     present = {doc["resource"]["id"] for doc in documents}
     found = [  # citations of records not in the Bundle (not readable by this reader) would not resolve
@@ -329,7 +340,7 @@ def occurrence_resource(occ: dict, directory: _Directory) -> dict:
     text = occ.get("description")
     concept = {"text": text} if text else None
     untitled = {"coding": [{"system": OCCURRENCE_TYPE, "code": kind, "display": kind.replace("-", " ")}]}
-    people = [_ref(directory.provider(p)) for p in occ.get("providers") or [] if p]
+    people = [directory.provider(p) for p in occ.get("providers") or [] if p]
     facility = _ref(directory.organization(occ["facility"])) if occ.get("facility") else None
     unplaced = []  # providers and facility the resource type has no element for
     coded = occ.get("coded") or {}  # an imported resource's typed elements, given back as they came

@@ -165,15 +165,23 @@ def _resolve(ref: dict, index: dict[str, dict]) -> dict | None:
     return index.get(tail)
 
 
-def _person_name(resource: dict) -> str | None:
+def _person_names(resource: dict) -> list[str]:
+    found = []
     for name in resource.get("name") or []:
-        if name.get("text"):
-            return name["text"]
         parts = [*name.get("prefix", []), *name.get("given", []), name.get("family"), *name.get("suffix", [])]
-        joined = " ".join(p for p in parts if p)
-        if joined:
-            return joined
-    return None
+        if joined := name.get("text") or " ".join(p for p in parts if p):
+            found.append(joined)
+    return found
+
+
+def _person_name(resource: dict, ref: dict | None = None) -> str | None:
+    """A person's name; through a reference, the spelling its `display` names when the person has it (one
+    Practitioner per person, each record keeping the spelling it was written with), else the first."""
+    names = _person_names(resource)
+    display = (ref or {}).get("display")
+    if display and display in names:
+        return display
+    return names[0] if names else None
 
 
 def _is_account(resource: dict) -> bool:
@@ -242,7 +250,7 @@ def _document(doc: dict, index: dict[str, dict], where: str, decode: bool = True
                 providers.append(author["display"])
             continue
         if target.get("resourceType") == "Practitioner" and not _is_account(target):
-            name = _person_name(target) or author.get("display")
+            name = _person_name(target, author) or author.get("display")
             if name:
                 providers.append(name)
     if providers:
@@ -336,7 +344,7 @@ def _names(refs: list[dict], index: dict[str, dict]) -> tuple[list[str], str | N
         kind = target.get("resourceType") or ref.get("type")
         if kind == "Organization":
             facility = facility or target.get("name") or ref.get("display")
-        elif kind in (None, "Practitioner") and (name := _person_name(target) or ref.get("display")):
+        elif kind in (None, "Practitioner") and (name := _person_name(target, ref) or ref.get("display")):
             providers.append(name)
     return providers, facility
 

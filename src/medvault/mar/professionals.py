@@ -2,10 +2,15 @@
 registered specialists it is shared with, and suggestions of names that are probably the same person.
 
 Names are compared after removing accents, case, titles (Dr., Prof.) and suffixes (MD, RN, PhD), and reading
-"Smith, John" as "John Smith". Two different names are suggested as one person when their surnames match and
-their given names agree as far as both are known ("J. Smith" / "John Smith, MD"; not "Jane" / "John").
-Nothing is merged automatically: a `merge` entry records the user's decision (same / different), and a
-decided pair is not suggested again; names decided to be the same are listed together.
+"Smith, John" as "John Smith". Grouped without asking: names that are then the same words ("Robert Chen MD",
+"Robert Chen, MD", "Dr Robert Chen"), and an initial only one full name of the chart fits ("Dr. R. Chen" when
+Robert is the only Chen with an R). Suggested, for the user to decide: other names whose surnames match and
+whose given names agree as far as both are known ("R. Chen" when there are a Robert and a Rachel Chen). A
+`merge` entry records the user's decision (same / different), which overrides the automatic grouping, and a
+decided pair is not suggested again.
+
+The groups are applied wherever names are compared or shown (`identities`): the chronology's provider filter
+and its listed providers, the FHIR export (one Practitioner per person), and the search's provider filter.
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ PROFESSIONS = {
     "cnm": "midwife",
     "pa": "physician assistant",
     "pac": "physician assistant",
+    "aprn": "nurse practitioner",
+    "cnp": "nurse practitioner",
+    "dnp": "nurse practitioner",
+    "pta": "physiotherapy assistant",
+    "lcsw": "social worker",
+    "msw": "social worker",
     "dds": "dentist",
     "dmd": "dentist",
     "pt": "physiotherapist",
@@ -64,6 +75,10 @@ def _words(part: str) -> list[str]:
     return [w for w in (t.replace(".", "").replace("'", "") for t in re.split(r"[\s]+", part)) if w]
 
 
+def _credential(word: str) -> bool:
+    return word.replace("-", "") in PROFESSIONS  # PA-C, PA-C.
+
+
 def parse(name: str) -> tuple[list[str], str | None]:
     """(name words without titles and suffixes, in given-names-first order; the profession a suffix tells)."""
     parts = [_words(p) for p in _plain(name).split(",")]
@@ -72,8 +87,8 @@ def parse(name: str) -> tuple[list[str], str | None]:
     for part in parts:
         words = []
         for w in part:
-            if w in PROFESSIONS:
-                profession = profession or PROFESSIONS[w]
+            if _credential(w):
+                profession = profession or PROFESSIONS[w.replace("-", "")]
             else:
                 words.append(w)
         kept.append(words)
@@ -142,7 +157,7 @@ def directory(chart: Chart, desk: Desk) -> dict:
         p["entries"] += [e["id"] for e in entries if e["author"] == specialist["name"]]
 
     decided, same, canonical = _decisions(entries)
-    groups = _union(list(people), same)
+    groups = _union(list(people), same + _automatic({k: p["name"] for k, p in people.items()}, decided))
     listing = []
     for members in groups:
         members.sort(key=lambda m: (m not in canonical, m))  # the name the user chose comes first
@@ -163,9 +178,44 @@ def directory(chart: Chart, desk: Desk) -> dict:
     for a, b in itertools.combinations(sorted(people), 2):
         if group_of[a] == group_of[b] or frozenset((a, b)) in decided:
             continue
-        if same_person(people[a]["name"], people[b]["name"]):
+        together = groups[group_of[a]] + groups[group_of[b]]  # a group's every name must fit the other's
+        if all(same_person(people[x]["name"], people[y]["name"]) for x, y in itertools.combinations(together, 2)):
             suggestions.append({"names": [people[a]["name"], people[b]["name"]], "reason": "same surname and initials"})
     return {"patient": desk.patient, "professionals": listing, "suggestions": suggestions}
+
+
+def _automatic(names: dict[str, str], decided: set[frozenset]) -> list[tuple[str, str]]:
+    """Pairs (of keys of `names`) that are one person without asking, unless the user decided on the pair."""
+    by_words: dict[tuple[str, ...], list[str]] = {}
+    for key, name in names.items():
+        words = tuple(parse(name)[0])
+        if words:
+            by_words.setdefault(words, []).append(key)
+    pairs = [(keys[0], other) for keys in by_words.values() for other in keys[1:]]
+    full = [w for w in by_words if len(w) >= 2 and len(w[0]) > 1]
+    for words, keys in by_words.items():
+        if len(words) >= 2 and len(words[0]) == 1:
+            fits = [f for f in full if f[-1] == words[-1] and f[0][0] == words[0]]
+            if len(fits) == 1:
+                pairs.append((keys[0], by_words[fits[0]][0]))
+    return [pair for pair in pairs if frozenset(pair) not in decided]
+
+
+def identities(names: list[str], entries: list[dict]) -> dict[str, str]:
+    """Each name (spacing and case folded) → the name of the person it is, after automatic grouping and the
+    `merge` entries among `entries`; a name in no group maps to itself."""
+    people = {_clean(n).casefold(): _clean(n) for n in names if n and n.strip()}
+    decided, same, canonical = _decisions(entries)
+    mapping = {}
+    for members in _union(list(people), same + _automatic(people, decided)):
+        members.sort(key=lambda m: (m not in canonical, m))
+        mapping.update({m: people[members[0]] for m in members})
+    return mapping
+
+
+def identify(mapping: dict[str, str], name: str) -> str:
+    """The person's name for `name` under `identities` (itself when unknown)."""
+    return mapping.get(_clean(name).casefold(), _clean(name))
 
 
 def _decisions(entries: list[dict]) -> tuple[set[frozenset], list[tuple[str, str]], set[str]]:

@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from medvault.auth import InvalidCredentials
 from medvault.auth.sessions import Session
+from medvault.mar import professionals
 from medvault.mar.duplicates import duplicate_key
 from medvault.mar.entries import ChartError
 from medvault.mar.exports import ExportBusy, ToolMissing, base64_chunks
@@ -114,8 +115,9 @@ def _patient(request: Request, session: Session) -> Person:
     return patient
 
 
-def occurrences_for(request: Request, session: Session, patient: Person) -> list[dict]:
-    """The chart's occurrences (mar/chart.py entries) for the export, each as its data plus its id.
+def occurrences_for(request: Request, session: Session, patient: Person) -> tuple[list[dict], dict[str, str]]:
+    """The chart's occurrences (mar/chart.py entries) for the export, each as its data plus its id, and who is who
+    among the professionals (professionals.identities: the merges saved in the chart, the automatic groups).
 
     Only entries that open and verify are exported. A specialist whose patient has not opened the chart yet
     (no chart key for them: 409 from the chart) gets the records without occurrences.
@@ -125,13 +127,15 @@ def occurrences_for(request: Request, session: Session, patient: Person) -> list
         desk = chart.desk_for_patient_id(session, patient.id)
     except ChartError as exc:
         if exc.status == 409:
-            return []
+            return [], {}
         raise HTTPException(exc.status, str(exc)) from None
-    return [
-        {**entry["data"], "id": entry["id"]}
-        for entry in chart.entries(desk, kinds=("occurrence",))
-        if entry.get("signature_valid") and "data" in entry
+    entries = [
+        e for e in chart.entries(desk, kinds=("occurrence", "merge")) if e.get("signature_valid") and "data" in e
     ]
+    occurrences = [{**e["data"], "id": e["id"]} for e in entries if e["kind"] == "occurrence"]
+    names = [n for o in occurrences for n in o.get("providers", [])]
+    names += [n for r in chart.records(desk) for n in r.metadata.get("provider") or []]
+    return occurrences, professionals.identities(names, [e for e in entries if e["kind"] == "merge"])
 
 
 async def export_fhir(request: Request) -> Response:
@@ -140,9 +144,9 @@ async def export_fhir(request: Request) -> Response:
     exports = vault_of(request).exports
 
     def work() -> tuple[list[bytes], list[str]]:
-        occurrences = occurrences_for(request, session, patient)
+        occurrences, people = occurrences_for(request, session, patient)
         with exports.slot():
-            bundle, ids = exports.fhir_chart(session.user_id, session.keys, patient, occurrences)
+            bundle, ids = exports.fhir_chart(session.user_id, session.keys, patient, occurrences, people)
             return _json_pieces(bundle), ids
 
     pieces, ids = await _run(work)
