@@ -140,6 +140,25 @@ class Server:
         return {"client": client, "recovery_key": accepted.json()["recovery_key"], "password": password, "name": name}
 
 
+def begin_raw_upload(server: Server, user: dict, declared: int = 50_000_000) -> ssl.SSLSocket:
+    """A TLS connection that has sent an upload's headers and its file part's head, announcing `declared` file
+    bytes: the caller sends some of them and kills the server mid-upload."""
+    head = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n"
+    )
+    cookie = "; ".join(f"{k}={v}" for k, v in user["client"].cookies.items())
+    request = (
+        f"POST /api/v1/records HTTP/1.1\r\nHost: {server.host}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {len(head) + declared}\r\nCookie: {cookie}\r\n"
+        f"X-CSRF-Token: {user['client'].headers['X-CSRF-Token']}\r\n\r\n"
+    ).encode() + head
+    raw = socket.create_connection((server.host, server.https_port))
+    tls = server.ssl_context().wrap_socket(raw, server_hostname=server.host)
+    tls.sendall(request)
+    return tls
+
+
 def add_entry(client: httpx.Client, kind: str, data: dict, patient: str | None = None) -> str:
     """Create a chart entry through the API (in `patient`'s chart, or the caller's own); its id."""
     made = client.post("/api/v1/charts/entries", json={"kind": kind, "data": data, "patient": patient})

@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 from pathlib import Path
 
 import pytest
 
 from tests.blobs.s3server import SMALL_PART, eventually
-from tests.support import Server, cli, free_port, upload
+from tests.support import Server, begin_raw_upload, cli, free_port, upload
 
 MARKER = b"Jane Roe, born 1970-02-03, diagnosis: hypothetical-marker-7731. "
 
@@ -118,20 +117,7 @@ def test_kill_9_mid_upload_leaves_nothing_after_restart(s3, tmp_path):
     srv.start()
     try:
         user = srv.account("s3kill")
-        head = (
-            b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
-            b"Content-Type: application/octet-stream\r\n\r\n"
-        )
-        cookie = "; ".join(f"{k}={v}" for k, v in user["client"].cookies.items())
-        request = (
-            f"POST /api/v1/records HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            f"Content-Length: {len(head) + 50_000_000}\r\nCookie: {cookie}\r\n"
-            f"X-CSRF-Token: {user['client'].headers['X-CSRF-Token']}\r\n\r\n"
-        ).encode() + head
-        with srv.ssl_context().wrap_socket(
-            socket.create_connection(("127.0.0.1", srv.https_port)), server_hostname="127.0.0.1"
-        ) as tls:
-            tls.sendall(request)
+        with begin_raw_upload(srv, user) as tls:
             for _ in range(48):
                 tls.sendall(os.urandom(256 * 1024))
             assert eventually(lambda: s3.uploads(bucket) != []), "no part reached the bucket"

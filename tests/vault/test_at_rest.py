@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 
 import httpx
 import pytest
 
-from tests.support import Server, upload
+from tests.support import Server, begin_raw_upload, upload
 
 MARKERS = [
     b"ZEBRA-CONTENT-7731",
@@ -107,19 +106,7 @@ def test_kill_9_mid_upload_leaves_nothing_visible(tmp_path):
     srv.start()
     try:
         user = srv.account("kit")
-        body_head = (
-            b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
-            b"Content-Type: application/octet-stream\r\n\r\n"
-        )
-        cookie = "; ".join(f"{k}={v}" for k, v in user["client"].cookies.items())
-        request = (
-            f"POST /api/v1/records HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            f"Content-Length: {len(body_head) + 50_000_000}\r\nCookie: {cookie}\r\n"
-            f"X-CSRF-Token: {user['client'].headers['X-CSRF-Token']}\r\n\r\n"
-        ).encode() + body_head
-        raw = socket.create_connection(("127.0.0.1", srv.https_port))
-        tls = srv.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
-        tls.sendall(request)
+        tls = begin_raw_upload(srv, user)
         for _ in range(40):
             tls.sendall(os.urandom(256 * 1024))
         deadline = time.monotonic() + 10
