@@ -45,9 +45,10 @@ def test_patient_lands_on_the_dashboard(new_page, server, dashboard):
     sign_in(page, server, "dora", PASSWORD)
     assert page.url.endswith("/dashboard")
     assert page.get_by_role("heading", name="Hello, dora").is_visible()
-    assert (_count(page, "records"), _count(page, "shares"), _count(page, "unread")) == (3, 1, 1)
+    # two letters, the summary and its PDF; the PDF is not a second unread summary
+    assert (_count(page, "records"), _count(page, "shares"), _count(page, "unread")) == (4, 1, 1)
     recent = page.locator("#recent-records li")
-    assert recent.count() == 3 and "Clinic reply" in recent.first.inner_text()
+    assert recent.count() == 4 and "Clinic reply" in recent.first.inner_text()
     access = page.locator("#recent-access").inner_text()  # the specialist wrote the summary, then viewed
     assert re.search(r"drdash \(specialist\) · summary · Clinic reply", access)
     assert re.search(r"drdash \(specialist\) · view · GP letter", access) and "dora" not in access

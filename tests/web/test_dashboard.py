@@ -48,7 +48,8 @@ def test_counts_recent_access_and_unread(people):
     assert sent.status_code == 201, sent.text
 
     page = pat.get("/dashboard", headers=HTML).text
-    assert (_count(page, "records"), _count(page, "shares"), _count(page, "unread")) == (4, 1, 1)
+    # three letters, the summary and its PDF; the PDF is not a second unread summary
+    assert (_count(page, "records"), _count(page, "shares"), _count(page, "unread")) == (5, 1, 1)
     access = page.split('id="recent-access"')[1].split("</ul>")[0]
     assert "dashdoc" in access and "Letter 0" in access and "Letter 1" not in access
     shares = page.split('id="active-shares"')[1].split("</ul>")[0]

@@ -40,11 +40,12 @@ GAP_FILL = (255, 236, 179)
 SECTION_FILL = (222, 230, 240)
 
 
-class _Document(FPDF):
-    """A landscape A4 page with the document's name and page number at the foot."""
+class Document(FPDF):
+    """An A4 page (landscape unless asked) with the document's name and page number at the foot; the summary
+    PDF (mar/summarypdf.py) uses it too, so both print with the same fonts and fallbacks."""
 
-    def __init__(self, name: str):
-        super().__init__(orientation="L", unit="mm", format="A4")
+    def __init__(self, name: str, orientation: str = "L"):
+        super().__init__(orientation=orientation, unit="mm", format="A4")
         self.name = name
         self.family = "helvetica"
         self.glyphs: set[int] | None = None  # the font's characters; None: the core font's Latin-1
@@ -84,13 +85,13 @@ def _date(item: dict) -> str:
     return item["data"]["date"] + (" (approx.)" if item["data"].get("approximate") else "")
 
 
-def _pieces(doc: _Document, text: str, width: float) -> list[str]:
+def _pieces(doc: Document, text: str, width: float) -> list[str]:
     """The text wrapped to the column, in pieces of at most LINES_PER_ROW lines."""
     lines = doc.multi_cell(width - 2 * PADDING, LINE, doc.printable(text), dry_run=True, output="LINES")
     return ["\n".join(lines[i : i + LINES_PER_ROW]) for i in range(0, len(lines), LINES_PER_ROW)] or [""]
 
 
-def _occurrence_rows(doc: _Document, table, item: dict, titles: dict[str, str]) -> None:
+def _occurrence_rows(doc: Document, table, item: dict, titles: dict[str, str]) -> None:
     cells = (
         _date(item),
         item["data"]["type"],
@@ -104,7 +105,7 @@ def _occurrence_rows(doc: _Document, table, item: dict, titles: dict[str, str]) 
         table.row([p[i] if i < len(p) else "" for p in pieces])
 
 
-def _wide_row(doc: _Document, table, text: str, fill: tuple[int, int, int]) -> None:
+def _wide_row(doc: Document, table, text: str, fill: tuple[int, int, int]) -> None:
     """A section heading or a gap: one bold, shaded cell across the table."""
     table.row(style=FontFace(emphasis="BOLD", fill_color=fill)).cell(doc.printable(text), colspan=len(COLUMNS))
 
@@ -112,7 +113,7 @@ def _wide_row(doc: _Document, table, text: str, fill: tuple[int, int, int]) -> N
 def to_pdf(result: dict, titles: dict[str, str], generated: dt.datetime) -> bytes:
     """The chronology `result` (mar/chronology.py) as PDF bytes; `titles` names cited records by id."""
     patient = result["patient"]
-    doc = _Document(f"Chronology of {patient}, {generated:%Y-%m-%d %H:%M} UTC")
+    doc = Document(f"Chronology of {patient}, {generated:%Y-%m-%d %H:%M} UTC")
     doc.set_title(doc.printable(f"Chronology of {patient}"))
     doc.set_creator("MedVault")
     doc.set_creation_date(generated)

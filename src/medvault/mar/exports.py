@@ -40,7 +40,7 @@ from sqlalchemy import Engine, insert, or_, select
 
 from medvault.crypto.keyring import PrivateKeys
 from medvault.db.schema import chart_entries, record_keys, records, shares, users
-from medvault.mar import quotes, recordtext
+from medvault.mar import quotes, recordtext, summarydoc
 from medvault.mar.chart import Desk, seal_entry
 from medvault.mar.fhir import ExportedRecord, Person, chart_bundle, summary_bundle
 from medvault.mar.fhirimport import cite, placeholder, read_chart
@@ -284,7 +284,19 @@ class Exports:
             owner = conn.execute(select(records.c.owner_id).where(records.c.id == record_id)).scalar_one()
         if record.uploader.id == owner:
             raise ExportError("This record is not a summary written by a specialist")
-        return summary_bundle(self.person(owner), record, time.time())
+        cited = list(dict.fromkeys(c["record"] for c in summarydoc.citations_of(record.metadata)))
+        with self._engine.connect() as conn:  # a specialist may have lost some since: those are named, not attached
+            readable = set(
+                conn.execute(
+                    select(record_keys.c.record_id).where(
+                        record_keys.c.record_id.in_(cited),
+                        record_keys.c.reader_id == reader_id,
+                        usable_key(time.time()),
+                    )
+                ).scalars()
+            )
+        found = [rec for rec, _ in self._records(reader_id, keys, [rid for rid in cited if rid in readable])]
+        return summary_bundle(self.person(owner), record, time.time(), found)
 
     def import_fhir(
         self,

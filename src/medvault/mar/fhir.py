@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from medvault.mar import quotes, summarydoc
 from medvault.mar.entries import OCCURRENCE_TYPES
 from medvault.vault import VaultError
 from medvault.vault.metadata import valid_date
@@ -265,18 +266,48 @@ def narrative(text: str) -> str:
     return f'<div xmlns="http://www.w3.org/1999/xhtml"><pre>{html.escape(_XML_UNSAFE.sub("", text))}</pre></div>'
 
 
-def summary_bundle(patient: Person, record: ExportedRecord, now: float) -> dict:
-    """A specialist's summary as a FHIR document: Composition first, then Patient, author and the file."""
+def _summary_section(section: summarydoc.Section, title: str) -> dict:
+    """One `##` section of a summary: its heading, a LOINC section code where the heading names one, the text."""
+    code = summarydoc.section_code(section.title)
+    return {
+        "title": section.title or title,
+        **({"code": {"coding": [{"system": LOINC, "code": code[0], "display": code[1]}]}} if code else {}),
+        "text": {"status": "generated", "div": narrative(section.text.strip() or section.title or title)},
+    }
+
+
+def _cited_section(citations: list[dict], cited: dict[str, dict]) -> dict:
+    """The summary's numbered citations as the PDF prints them, with entries for the cited records in the Bundle."""
+    lines = []
+    for n, cite in enumerate(citations, 1):
+        doc = cited.get(cite["record"])
+        name = (doc or {}).get("content", [{}])[0].get("attachment", {}).get("title") or f"record {cite['record']}"
+        lines.append(f"[{n}] " + quotes.described(cite, name, quoted=("page",)))
+    section = {"title": "Cited records", "text": {"status": "generated", "div": narrative("\n".join(lines))}}
+    if cited:
+        section["entry"] = [_ref(rid) for rid in cited]
+    return section
+
+
+def summary_bundle(patient: Person, record: ExportedRecord, now: float, cited: Iterable[ExportedRecord] = ()) -> dict:
+    """A specialist's summary as a FHIR document: Composition first (one section per `##` heading, then the
+    cited records), then Patient, author, the file and the cited records the exporter can read (`cited`)."""
     meta = record.metadata
     author = record.uploader
     directory = _Directory(patient)
     author_ref = _ref(directory.specialist(author)) if author.role == "specialist" else _ref(patient.id)
     doc = document_reference(record, directory)
+    cited_docs = {rec.id: document_reference(rec, directory) for rec in cited}
     title = meta.get("title") or "Summary"
     if (meta.get("content_type") or "").startswith("text/"):
         text = record.content.decode("utf-8", "replace")
     else:  # an uploaded PDF: the narrative points at the attached document
         text = f"{title}: see the attached document ({meta.get('filename') or 'summary'})."
+    sections = [_summary_section(s, title) for s in summarydoc.sections(text)]
+    sections[0]["entry"] = [_ref(record.id)]  # the file the sections were read from
+    citations = summarydoc.citations_of(meta)
+    if citations:
+        sections.append(_cited_section(citations, cited_docs))
     code, display = (meta["type"], None) if _LOINC_CODE.match(meta.get("type", "")) else SUMMARY_TYPE
     coding = {"system": LOINC, "code": code, **({"display": display} if display else {})}
     confidentiality = _LABELS.get(meta.get("confidentiality", "normal"), _LABELS["normal"])[0]
@@ -292,13 +323,7 @@ def summary_bundle(patient: Person, record: ExportedRecord, now: float) -> dict:
         "title": title,
         "confidentiality": confidentiality,
         "attester": [{"mode": "professional", "time": instant(record.uploaded_at), "party": author_ref}],
-        "section": [
-            {
-                "title": title,
-                "text": {"status": "generated", "div": narrative(text)},
-                "entry": [_ref(record.id)],
-            }
-        ],
+        "section": sections,
     }
     if author.role != "specialist":
         del composition["attester"]
@@ -313,6 +338,7 @@ def summary_bundle(patient: Person, record: ExportedRecord, now: float) -> dict:
             _entry(patient_resource(patient)),
             *map(_entry, directory.resources()),
             _entry(doc),
+            *map(_entry, cited_docs.values()),
         ],
     }
 

@@ -64,18 +64,19 @@ def verified(citations: list[dict]) -> bool:
     return bool(citations) and all(level(c) in (None, "page") for c in citations)
 
 
-def described(cite: dict, name: str) -> str:
+def described(cite: dict, name: str, quoted: tuple[str, ...] = ("page", "record")) -> str:
     """One citation as the chronology PDF and CSV print it: only a quote found in the record's text is put in
-    quotation marks, with where it was found; an unchecked one is shown as the reader's words."""
+    quotation marks, with where it was found; an unchecked one is shown as the reader's words. A summary to the
+    patient quotes only what is on the cited page (`quoted=("page",)`): a citation that names the wrong page
+    is not a quotation of it."""
     line = name + (f", p. {cite['pages']}" if cite.get("pages") else "")
     quote, level_ = cite.get("quote"), level(cite)
     if level_ is None:
         return line
-    if level_ == "page":
-        return f'{line}: "{quote}" ({LEVELS[level_]})'
-    if level_ == "record":
-        return f'{line}: "{quote}" ({LEVELS[level_]}, p. {cite["found_on"]})'
-    return f"{line} ({LEVELS['unchecked']}, in the reader's words: {quote})"
+    found = f", p. {cite['found_on']}" if level_ == "record" else ""
+    if level_ in quoted:
+        return f'{line}: "{quote}" ({LEVELS[level_]}{found})'
+    return f"{line} ({LEVELS[level_]}{found}, in the reader's words: {quote})"
 
 
 def check(citations: list[dict], record_pages: Callable[[str], Pages | None]) -> None:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from medvault.mar import summarydoc
 from medvault.web.pages import render, start_page
 from medvault.web.security import require_session, vault_of
 from medvault.web.sharepages import with_titles
@@ -27,7 +28,9 @@ def _summary(request: Request, session) -> dict:
     medvault = vault_of(request)
     newest = medvault.search.search(session, {"sort": "-uploaded", "limit": RECENT_RECORDS})
     shares = [s for s in medvault.sharing.list_for(session.user_id, "patient") if not s["expired"]]
-    inbox = medvault.summaries.inbox(session.user_id)
+    # A summary's PDF is not a second summary to read: the index's listings tell it, without opening a record.
+    received = medvault.search.items(session, medvault.summaries.inbox(session.user_id))
+    inbox = [item["id"] for item in received if not summarydoc.is_pdf_copy(item)]
     unread = len(inbox) - len(medvault.audit.opened_by(session.user_id, inbox))
     access = medvault.audit.for_owner(session.user_id, RECENT_ACCESS, others_only=True)
     return {

@@ -63,8 +63,15 @@ OPENAPI = {
         },
         "/api/v1/shares/{id}": {"delete": _op("Revoke a share", "204")},
         "/api/v1/specialists": {"get": _op("Specialists a patient may share with, with key fingerprints")},
-        "/api/v1/summaries": {"post": _op("Send a signed summary to a patient who shared", "201", "application/json")},
-        "/api/v1/inbox": {"get": _op("Summaries specialists sent to me")},
+        "/api/v1/summaries": {
+            "post": _op(
+                "Send a signed summary to a patient who shared: `markdown`, `citations` ({record, pages, quote}, "
+                "checked against the records); answers the ids of the summary and of its signed PDF (`pdf`)",
+                "201",
+                "application/json",
+            )
+        },
+        "/api/v1/inbox": {"get": _op("Summaries specialists sent to me, each with the id of its PDF")},
         "/api/v1/audit": {"get": _op("Who saw my records")},
         "/api/v1/export/fhir": {"get": _op("FHIR R4 Bundle of my chart; a specialist names the patient (header)")},
         "/api/v1/export/fhir/summary/{id}": {"get": _op("A summary as a FHIR document Bundle (Composition first)")},

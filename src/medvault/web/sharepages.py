@@ -16,7 +16,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from medvault.mar.sharing import Scope
-from medvault.mar.summaries import CATEGORY as SUMMARY
 from medvault.vault import VaultError
 from medvault.vault.metadata import valid_date
 from medvault.web.clientip import client_ip
@@ -25,6 +24,7 @@ from medvault.web.security import check_csrf, require_session, vault_of
 
 MAX_EXPIRY_DAYS = 3650
 SHARE_FORM_LIMIT = 64 * 1024  # room for a few hundred record ids
+CITATION_ROWS = 3  # citations a summary form offers; the API takes more
 
 
 def _own_records(request: Request, session) -> list[dict]:
@@ -146,15 +146,7 @@ def with_titles(medvault, session, items: list[dict]) -> list[dict]:
 
 async def inbox_page(request: Request) -> Response:
     session = require_session(request, roles=("patient",))
-    medvault = vault_of(request)
-    items = []
-    for rid in medvault.summaries.inbox(session.user_id)[:LIST_LIMIT]:
-        try:
-            record = medvault.vault.open(rid, session.user_id, session.keys)
-        except VaultError:
-            continue
-        if record.metadata.get("category") == SUMMARY:
-            items.append(record.as_json())
+    items = vault_of(request).summaries.received(session.user_id, session.keys, LIST_LIMIT)
     return render(request, "inbox.html", items=items)
 
 
@@ -191,27 +183,59 @@ async def patient_page(request: Request) -> Response:
     return render(request, "patient.html", patient=username, shares=shares, records=records, sent=sent)
 
 
+def _form_citations(form: dict) -> list[dict]:
+    """The citations filled in on the summary form; a row without a record is left out."""
+    cites = []
+    for n in range(1, CITATION_ROWS + 1):
+        if form.get(f"cite_record_{n}"):
+            cite = {"record": form[f"cite_record_{n}"]}
+            for field in ("pages", "quote"):
+                value = form.get(f"cite_{field}_{n}", "").strip()
+                if value:
+                    cite[field] = value
+            cites.append(cite)
+    return cites
+
+
 async def summary_page(request: Request) -> Response:
     session = require_session(request, roles=("specialist",))
     username = request.path_params["username"]
     live = [s for s in _shared_by(request, session, username) if not s["expired"]]
     if not live:
         raise HTTPException(404, "No patient of that name has a live share with you")
-    if request.method == "GET":
-        return render(request, "summary.html", patient=username, title="", markdown="")
-    form = await form_of(request)
-    check_csrf(request, session, form.get("csrf_token"))
+    records = _patient_records(request, session, username)
+    posted = request.method == "POST"
+    form = await form_of(request) if posted else {}
+    if posted:
+        check_csrf(request, session, form.get("csrf_token"))
     title, markdown = form.get("title", "").strip(), form.get("markdown", "")
+    cites = _form_citations(form)
+    rows = cites + [{}] * (CITATION_ROWS - len(cites))
+
+    def page(status_code: int = 200, **context) -> Response:
+        return render(
+            request,
+            "summary.html",
+            status_code,
+            patient=username,
+            title=title,
+            markdown=markdown,
+            records=records,
+            citations=rows,
+            **context,
+        )
+
     if form.get("action") != "send":
-        return render(request, "summary.html", patient=username, title=title, markdown=markdown, preview=markdown)
+        return page(preview=markdown) if posted else page()
     medvault = vault_of(request)
     try:
-        record_id = medvault.summaries.send(
-            session.user_id, session.keys, username, title, markdown, medvault.settings.max_upload_bytes
+        record_id, pdf_id = medvault.summaries.send(
+            session.user_id, session.keys, username, title, markdown, medvault.settings.max_upload_bytes, cites
         )
     except VaultError as exc:
-        return render(request, "summary.html", 400, patient=username, title=title, markdown=markdown, error=str(exc))
-    medvault.audit.append("summary", session.user_id, record_id, client_ip(request.scope))  # as the API does
+        return page(400, error=str(exc))
+    for rid in (record_id, pdf_id):  # as the API does
+        medvault.audit.append("summary", session.user_id, rid, client_ip(request.scope))
     return RedirectResponse(f"/patients/{username}?sent={record_id}", 303)
 
 

@@ -1,4 +1,5 @@
-"""Summaries API: a specialist sends a signed summary; the patient's inbox lists what specialists sent."""
+"""Summaries API: a specialist sends a signed summary (Markdown, with checked citations, and its PDF); the
+patient's inbox lists what specialists sent, each summary with the id of its PDF."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from medvault.mar.summaries import CATEGORY
 from medvault.web.api import json_body
 from medvault.web.clientip import client_ip
 from medvault.web.security import check_csrf, require_session, vault_of
@@ -18,20 +18,23 @@ async def send(request: Request) -> Response:
     data = await json_body(request, "patient", "markdown")
     medvault = vault_of(request)
     title = data.get("title") if isinstance(data.get("title"), str) else "Summary"
-    record_id = medvault.summaries.send(
-        session.user_id, session.keys, data["patient"], title, data["markdown"], medvault.settings.max_upload_bytes
+    record_id, pdf_id = medvault.summaries.send(
+        session.user_id,
+        session.keys,
+        data["patient"],
+        title,
+        data["markdown"],
+        medvault.settings.max_upload_bytes,
+        data.get("citations"),
     )
-    medvault.audit.append("summary", session.user_id, record_id, client_ip(request.scope))
-    return JSONResponse({"id": record_id}, 201)
+    for rid in (record_id, pdf_id):
+        medvault.audit.append("summary", session.user_id, rid, client_ip(request.scope))
+    return JSONResponse({"id": record_id, "pdf": pdf_id}, 201)
 
 
 async def inbox(request: Request) -> Response:
     session = require_session(request, roles=("patient",))
-    medvault = vault_of(request)
-    opened = [
-        medvault.vault.open(rid, session.user_id, session.keys) for rid in medvault.summaries.inbox(session.user_id)
-    ]
-    return JSONResponse({"items": [r.as_json() for r in opened if r.metadata.get("category") == CATEGORY]})
+    return JSONResponse({"items": vault_of(request).summaries.received(session.user_id, session.keys)})
 
 
 routes = [
