@@ -4,6 +4,7 @@ Composition with one section per heading; nothing of either readable at rest."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
 
@@ -28,6 +29,7 @@ MARKDOWN = (
     "## Plan\n\nQUIXOTAL-PLAN physiotherapy for six weeks [2].\n\n"
     "## Next steps\n\n```\n## not a heading\n```\n"
 )
+ER = {"title": "ER visit", "provider": ["Dr. Ana Ruiz"], "facility": "St. Jude ED"}
 WORDS = ("ZORBLAT-ASSESS", "QUIXOTAL-PLAN", "not a heading")
 
 
@@ -39,7 +41,7 @@ def _flat(text: str) -> str:
 def sent(server):
     """A patient's two-page PDF shared with a specialist, and a summary citing it twice sent back."""
     pat, dr = server.account("pdfpat"), server.account("pdfdoc", role="specialist")
-    record = upload(pat["client"], make_pdf(PAGES), "er.pdf", {"title": "ER visit"}).json()["id"]
+    record = upload(pat["client"], make_pdf(PAGES), "er.pdf", ER).json()["id"]
     shared = pat["client"].post("/api/v1/shares", json={"specialist": "pdfdoc", "records": [record]})
     assert shared.status_code == 201, shared.text
     citations = [
@@ -114,6 +116,8 @@ def test_composition_has_a_section_per_heading_and_validates(sent):
     assert f"&quot;{VERIFIED}&quot;" in cited["text"]["div"] and f"&quot;{ELSEWHERE}&quot;" not in cited["text"]["div"]
     resources = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
     assert resources[f"urn:uuid:{sent['record']}"]["resourceType"] == "DocumentReference"
+    references = re.findall(r'"reference": "([^"]+)"', json.dumps(bundle))
+    assert references and set(references) <= set(resources), "every reference resolves inside the document"
 
 
 def test_the_specialist_cites_from_the_summary_form(sent):

@@ -276,12 +276,12 @@ def _summary_section(section: summarydoc.Section, title: str) -> dict:
     }
 
 
-def _cited_section(citations: list[dict], cited: dict[str, dict]) -> dict:
+def _cited_section(citations: list[dict], cited: dict[str, ExportedRecord]) -> dict:
     """The summary's numbered citations as the PDF prints them, with entries for the cited records in the Bundle."""
     lines = []
     for n, cite in enumerate(citations, 1):
-        doc = cited.get(cite["record"])
-        name = (doc or {}).get("content", [{}])[0].get("attachment", {}).get("title") or f"record {cite['record']}"
+        record = cited.get(cite["record"])
+        name = (record.metadata.get("title") if record else None) or f"record {cite['record']}"
         lines.append(f"[{n}] " + quotes.described(cite, name, quoted=("page",)))
     section = {"title": "Cited records", "text": {"status": "generated", "div": narrative("\n".join(lines))}}
     if cited:
@@ -297,17 +297,18 @@ def summary_bundle(patient: Person, record: ExportedRecord, now: float, cited: I
     directory = _Directory(patient)
     author_ref = _ref(directory.specialist(author)) if author.role == "specialist" else _ref(patient.id)
     doc = document_reference(record, directory)
-    cited_docs = {rec.id: document_reference(rec, directory) for rec in cited}
+    cited_records = {rec.id: rec for rec in cited}
+    cited_docs = [document_reference(rec, directory) for rec in cited_records.values()]  # before the directory is read
     title = meta.get("title") or "Summary"
     if (meta.get("content_type") or "").startswith("text/"):
         text = record.content.decode("utf-8", "replace")
     else:  # an uploaded PDF: the narrative points at the attached document
         text = f"{title}: see the attached document ({meta.get('filename') or 'summary'})."
-    sections = [_summary_section(s, title) for s in summarydoc.sections(text)]
+    sections = [_summary_section(s, title) for s in summarydoc.sections(text) or [summarydoc.Section(None, title)]]
     sections[0]["entry"] = [_ref(record.id)]  # the file the sections were read from
     citations = summarydoc.citations_of(meta)
     if citations:
-        sections.append(_cited_section(citations, cited_docs))
+        sections.append(_cited_section(citations, cited_records))
     code, display = (meta["type"], None) if _LOINC_CODE.match(meta.get("type", "")) else SUMMARY_TYPE
     coding = {"system": LOINC, "code": code, **({"display": display} if display else {})}
     confidentiality = _LABELS.get(meta.get("confidentiality", "normal"), _LABELS["normal"])[0]
@@ -338,7 +339,7 @@ def summary_bundle(patient: Person, record: ExportedRecord, now: float, cited: I
             _entry(patient_resource(patient)),
             *map(_entry, directory.resources()),
             _entry(doc),
-            *map(_entry, cited_docs.values()),
+            *map(_entry, cited_docs),
         ],
     }
 

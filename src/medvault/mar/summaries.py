@@ -109,7 +109,7 @@ class Summaries:
             except RecordNotFound:
                 record = None
             if record is None or record.owner_id != patient_id:
-                raise VaultError(f"Record {rid} is not one of this patient's records shared with you") from None
+                raise VaultError(f"Record {rid} is not one of this patient's records shared with you")
             opened[rid] = record
         quotes.check(cites, lambda rid: recordtext.read(self._vault, opened[rid]))
         return opened
