@@ -121,7 +121,7 @@ def _launch(*argv: str) -> tuple[int, set[str]]:
     code = (
         "import sys\nfrom medvault.launcher import main\nsys.argv = ['medvault', *sys.argv[1:]]\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    rc = exc.code or 0\nelse:\n    rc = 0\n"
-        "heavy = ('medvault.web', 'medvault.core', 'cryptography')\n"
+        "heavy = ('medvault.web', 'medvault.core', 'cryptography', 'pydantic')\n"
         "print('\\nRESULT', rc, *sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60).stdout
@@ -130,11 +130,46 @@ def _launch(*argv: str) -> tuple[int, set[str]]:
 
 
 def test_guard_commands_load_only_what_they_need(tmp_path: Path) -> None:
-    """`guard test-filter` runs without the web application or key handling; `guard list` (data folder)
-    and `guard --help` still reach the full CLI."""
+    """`guard test-filter` runs without the web application, key handling or Pydantic (Typer's argument
+    coercion, 14 MB); `guard list` (data folder) and `guard --help` still reach the full CLI."""
     log = tmp_path / "access.log"
     log.write_text(ACCESS_LOG, encoding="utf-8")
     assert _launch("guard", "test-filter", str(FILTERS / "medvault-scan.conf"), str(log)) == (0, set())
     code, loaded = _launch("guard", "list", "--data-dir", str(tmp_path / "none"))
     assert code == 2 and "medvault.core" in loaded
     assert _launch("guard", "--help")[1]
+
+
+def test_plain_test_filter_arguments_match_typer(tmp_path: Path) -> None:
+    """The entry point's own parse of plain `test-filter` arguments prints what Typer's does; other
+    arguments (a bad `--jobs`, an unknown or repeated option) are left to Typer."""
+    from medvault.guard.cli import _plain_test_filter
+
+    log = tmp_path / "access.log"
+    log.write_text(ACCESS_LOG, encoding="utf-8")
+    spec = str(FILTERS / "medvault-scan.conf")
+    forms = (
+        [spec, str(log)],
+        [spec, str(log), "--json"],
+        ["--json", spec, "--jobs", "2", str(log)],
+        [spec, "--print-matched", str(log), "--jobs=1"],
+    )
+    for form in forms:
+        argv = ["test-filter", *form]
+        assert _plain_test_filter(argv) is not None, form
+        typer_out = runner.invoke(guard_app, argv).stdout
+        plain = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys\nfrom medvault.launcher import main\nsys.argv = ['medvault', *sys.argv[1:]]\nmain()",
+                "guard",
+                *argv,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert plain.returncode == 0 and plain.stdout == typer_out, form
+    for bad in ([spec, str(log), "--jobs", "0"], [spec, str(log), "--json", "--json"], [spec, "--help"], [spec]):
+        assert _plain_test_filter(["test-filter", *bad]) is None, bad

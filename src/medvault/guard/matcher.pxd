@@ -11,7 +11,7 @@ cdef class Filter:
     cdef public object spec, maxlines, dates, _prefregex, _failregex, _ignoreregex, _combined
     cdef public object _anchored, _exact_combined, _dispatch, _alt_merge, _prefilter, _block_prefilter
     cdef public object _safe_templates, _fused, _pref_names, _dense, _buffer, _mlfid, _last_time
-    cdef public object raw_hosts
+    cdef public object raw_hosts, _date_memo
 
     cpdef _match(self, line, now, tz)
     cpdef _failregexes(self, buf, pre, when)

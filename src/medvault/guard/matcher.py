@@ -221,14 +221,33 @@ def _any_search(regexes: list[re.Pattern[str]], text: str) -> bool:
     return any(rx.search(text) for rx in regexes)
 
 
+def _alt_target(key: str) -> str:
+    """The group an `alt_…` group fills: `alt_user_2` fills `user`."""
+    target = _ALT_SUFFIX.sub("", key[4:])
+    return _GROUP_ALIASES.get(target, target)
+
+
 def _merge_alternates(groups: dict[str, str]) -> dict[str, str]:
     """`<F-ALT_USER>` fills `user` when the main group did not match (fail2ban's alt_ groups)."""
     for key in [k for k in groups if k.startswith("alt_")]:
-        target = _ALT_SUFFIX.sub("", key[4:])
-        target = _GROUP_ALIASES.get(target, target)
+        target = _alt_target(key)
         if not groups.get(target):
             groups[target] = groups[key]
     return groups
+
+
+def _alt_plan(names: tuple[str, ...], pref_alt: bool) -> tuple[tuple[str, str], ...] | bool | None:
+    """What `_merge_alternates` does for an alternative with these groups, worked out once: None (no
+    `alt_` group), its (group, target) pairs in the order it visits them, or True (call it) when the
+    prefregex has `alt_` groups too (their keys come first in the dict) or a target is itself an
+    `alt_` group (it would be visited only if present before the loop)."""
+    keys = [name for name in names if name.startswith("alt_")]
+    if pref_alt:
+        return True
+    if not keys:
+        return None
+    plan = tuple((key, _alt_target(key)) for key in keys)
+    return True if any(target.startswith("alt_") for _, target in plan) else plan
 
 
 _Fused = tuple[Callable[[str], "re.Match[str] | None"], int, int, tuple[tuple[str, int], ...], Callable]
@@ -268,7 +287,7 @@ class Filter:
         # Per alternative: whether `_merge_alternates` has anything to do (`<F-ALT_…>` groups).
         pref_alt = any(name.startswith("alt_") for name in pref_ids)
         alternatives = sorted(self._dispatch.full[1].values()) if self._dispatch else []
-        self._alt_merge = [pref_alt or any(n.startswith("alt_") for n in names) for _, _, names in alternatives]
+        self._alt_merge = [_alt_plan(names, pref_alt) for _, _, names in alternatives]
         # Lines without any literal some failregex needs skip all regexes but the date (single-line
         # filters only: multi-line ones must buffer every line).
         before_dates = "".join(t.before_date for t in self.dates.templates if t.before_date)
@@ -285,6 +304,9 @@ class Filter:
         # `del d[next(iter(d))]` rescans the deleted slots at a dict's front (~5 µs at 10,000).
         self._mlfid: OrderedDict[str, dict] = OrderedDict()
         self._last_time: float | None = None
+        # The last line's date text (the line's start, up to the end of the date), the fused regex it was
+        # parsed by, the `now` and zone it was parsed for, and the time: syslog lines share their second.
+        self._date_memo: tuple = ("", None, None, None, None)
 
     @staticmethod
     def _alternatives(sources: list[str]) -> list[str]:
@@ -468,7 +490,18 @@ class Filter:
                 start, end = fm.span(date_group)
                 # Only a non-empty date at 0 leaves `line[end:]` as the text (see `fused.py`).
                 if start == 0 and end:
-                    when = time_of(fm, now, tz)
+                    # The date's groups, hence its time, depend only on its text when it starts the line
+                    # and ends at `end` (see `_date_memo`): one comparison instead of a parse per line.
+                    text, memo_fused, memo_now, memo_tz, when = self._date_memo
+                    if not (
+                        end == len(text)
+                        and fused is memo_fused
+                        and now == memo_now
+                        and tz is memo_tz
+                        and line.startswith(text)
+                    ):
+                        when = time_of(fm, now, tz)
+                        self._date_memo = (line[:end], fused, now, tz, when)
                     if when is not None:
                         self._last_time = when
                         pre = {}
@@ -548,7 +581,16 @@ class Filter:
             for name, value in zip(names, values, strict=False):
                 if value is not None:
                     groups[name] = value
-            return self._failure(index, _merge_alternates(groups) if self._alt_merge[index] else groups, when)
+            plan = self._alt_merge[index]
+            if plan is not None:
+                if plan is True:
+                    _merge_alternates(groups)
+                else:
+                    for key, target in plan:
+                        value = groups.get(key)
+                        if value is not None and not groups.get(target):
+                            groups[target] = value
+            return self._failure(index, groups, when)
         hit = self._search(buf)
         if hit is None:
             return None
