@@ -43,8 +43,9 @@ class S3Store:
         self.part_size = part_size
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="medvault-s3")  # parts being sent
         config = Config(
-            s3={"addressing_style": "path" if location.endpoint else "auto"},  # why: self-hosted servers rarely
-            retries={"mode": "standard", "max_attempts": 4},  # resolve BUCKET.host names
+            # why: self-hosted servers rarely resolve BUCKET.host names, so an explicit endpoint gets paths
+            s3={"addressing_style": "path" if location.endpoint else "auto"},
+            retries={"mode": "standard", "max_attempts": 4},
             connect_timeout=5,
             read_timeout=60,
             # why: the content is authenticated end to end by its AEAD already, and the CRC32 checksums newer
