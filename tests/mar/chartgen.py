@@ -285,3 +285,105 @@ def chart(records: int = 38) -> list[Record]:
         )
     )
     return out
+
+
+# --- near duplicates: notes from one template, and a fax of a report ----------------------------------------
+
+_BOILERPLATE = (
+    "Patient was seen for a scheduled physical therapy session following the motor vehicle collision. "
+    "Treatment was tolerated without adverse reaction and the home exercise program was reviewed. "
+    "Therapeutic exercise, manual therapy and neuromuscular re-education were provided as documented."
+)
+
+
+def pt_daily_note(visit: int, day: dt.date, pain: int, rotation: tuple[int, int], minutes: int) -> str:
+    """A daily note from the clinic's template: same headings and boilerplate, this visit's date and numbers."""
+    return (
+        f"{FACILITIES[3]}\nPhysical Therapy Daily Note\nPatient: {PATIENT}    DOB: {_fmt(DOB, 0)}\n"
+        f"Date of Service: {_fmt(day, 0)}\nVisit number: {visit} of 12\n{_BOILERPLATE}\n"
+        f"Pain today: {pain}/10\nCervical rotation: left {rotation[0]} degrees, right {rotation[1]} degrees\n"
+        f"Total treatment time: {minutes} minutes\nPlan: continue plan of care twice weekly.\n"
+        f"Therapist: {PEOPLE['obrien'][0]}\n"
+    )
+
+
+def consult_report(day: dt.date) -> list[str]:
+    """A two-page neurosurgical consultation: the report a clinic later receives again by fax."""
+    return [
+        f"{FACILITIES[0]}\nNeurosurgery Consultation Report\nPatient: {PATIENT}\nDate of Birth: {_fmt(DOB, 1)}\n"
+        f"Date of Service: {_fmt(day, 1)}\nReferring provider: {PEOPLE['chen'][0]}\n"
+        "History: The patient reports persistent neck pain radiating into the left arm since the collision, "
+        "with intermittent numbness of the thumb and index finger. Conservative care with physical therapy "
+        "for six weeks gave partial relief only.\n"
+        "Examination: Strength is 4/5 in the left biceps and wrist extensors. Reflexes are diminished at the "
+        "left biceps. Spurling test is positive on the left.\n",
+        "Imaging: MRI of the cervical spine shows a left paracentral disc herniation at C5-C6 with moderate "
+        "foraminal narrowing.\nAssessment: left C6 radiculopathy from the disc herniation at C5-C6.\n"
+        "Plan: anterior cervical discectomy and fusion at C5-C6 was discussed, with its risks and the "
+        "alternatives. The patient wishes to proceed.\n"
+        f"Consultant: {PEOPLE['green'][0]}\n",
+    ]
+
+
+_MISREADINGS = (
+    ("herniation", "hemiation"),
+    ("left biceps", "1eft biceps"),
+    ("cervical", "cervlcal"),
+    ("persistent", "persistcnt"),
+    ("Examination", "Exarnination"),
+    ("Conservative", "Conservativc"),
+    ("radiculopathy", "radicu1opathy"),
+    ("alternatives", "altematives"),
+)
+FAX_FOOTER = "CONFIDENTIAL: this fax may hold protected health information. If received in error call (555) 010-0199."
+
+
+def faxed(pages: list[str], sent: dt.datetime, sender: str) -> list[str]:
+    """The pages as a fax machine and OCR give them back: a header line on each page, the lines wrapped
+    elsewhere, and a few letters misread (never in a date or a number)."""
+    import textwrap
+
+    out = []
+    for n, page in enumerate(pages, 1):
+        for right, wrong in _MISREADINGS:
+            page = page.replace(right, wrong, 1)
+        wrapped = "\n".join(textwrap.fill(line, 58) for line in page.splitlines())
+        header = f"FROM: {sender}  (555) 010-0199    {sent:%m/%d/%Y %H:%M}    PAGE {n}/{len(pages)}"
+        out.append(f"{header}\n{wrapped}\n{FAX_FOOTER}\n")
+    return out
+
+
+def near_duplicates() -> dict[str, Record]:
+    """Three daily PT notes of different days from one template, a consultation report and its fax."""
+    first = INCIDENT + dt.timedelta(days=14)
+    out = {}
+    for visit, (pain, rotation, minutes) in enumerate(((6, (45, 50), 45), (5, (50, 55), 45), (5, (55, 60), 40)), 1):
+        day = first + dt.timedelta(days=3 * visit)
+        text = pt_daily_note(visit, day, pain, rotation, minutes)
+        out[f"pt-daily-{visit}"] = Record(
+            f"pt-daily-{visit}.pdf",
+            make_pdf([text]),
+            "application/pdf",
+            day.isoformat(),
+            FACILITIES[3],
+            [PEOPLE["obrien"][0]],
+            "physical therapy note",
+        )
+    day = INCIDENT + dt.timedelta(days=30)
+    report = consult_report(day)
+    people = [PEOPLE["chen"][0], PEOPLE["green"][0]]
+    out["consult"] = Record(
+        "consult.pdf", make_pdf(report), "application/pdf", day.isoformat(), FACILITIES[0], people, pages=2
+    )
+    sent = dt.datetime.combine(day + dt.timedelta(days=9), dt.time(10, 14))
+    out["consult-fax"] = Record(
+        "consult-fax.pdf",
+        make_pdf(faxed(report, sent, "St Mercy HIM Dept")),
+        "application/pdf",
+        day.isoformat(),
+        FACILITIES[0],
+        people,
+        pages=2,
+        duplicate_of="consult.pdf",
+    )
+    return out

@@ -113,5 +113,5 @@ def test_migration_drops_the_clear_kind_column(backend, tmp_path, request):
         rows = conn.execute(sa.text("SELECT id, patient_id, author_id, created_at, sealed FROM chart_entries")).all()
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert "kind" not in columns and version == "0008"
+    assert "kind" not in columns and int(version) >= 8  # the newest revision, 0008 or a later one
     assert [tuple(r) for r in rows] == [("e", "u", "u", 1.0, b"ciphertext")]

@@ -76,14 +76,17 @@ records = Table(
     Column("supersedes", String(36), nullable=True, unique=True),  # the older version replaced (one successor)
 )
 
-# Near duplicates the owner chose to keep both of (vault/reviews.py), so they are not suggested again. Only an
+# The owner's decisions on suggested duplicates (vault/reviews.py), so a pair is not suggested again. Only an
 # HMAC of the pair under the owner's duplicate key is kept: the database does not say which records looked alike.
+# "Same document" also keeps the two ids sealed under the chart key (so the chronology of every reader of the
+# chart shows the document once); null for "keep both".
 duplicate_reviews = Table(
     "duplicate_reviews",
     metadata,
     Column("owner_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("pair", String(64), primary_key=True),
     Column("decided_at", Float, nullable=False),
+    Column("sealed", LargeBinary, nullable=True),
 )
 
 record_keys = Table(

@@ -48,6 +48,7 @@ from medvault.mar.pdftext import Pages
 from medvault.mar.search import Search
 from medvault.vault import IntegrityError
 from medvault.vault.records import OpenRecord, Vault, usable_key
+from medvault.vault.reviews import DuplicateReviews
 
 OWN = "own"
 
@@ -154,10 +155,17 @@ class ChartRecord:
 
 
 def seal_entry(
-    desk: Desk, entry_id: str, kind: str, data: dict, created_at: float, updated_at: float | None = None
+    desk: Desk,
+    entry_id: str,
+    kind: str,
+    data: dict,
+    created_at: float,
+    updated_at: float | None = None,
+    origin: dict | None = None,
 ) -> tuple[dict, dict]:
     """An entry's row and body: the body (ids, kind, author, times, data) signed by the desk's reader and
-    sealed under the chart key, bound to the entry and the patient. `data` must have passed the chart's checks."""
+    sealed under the chart key, bound to the entry and the patient. `data` must have passed the chart's checks.
+    `origin`: for an entry imported from another system, who wrote it there, when, and their signature."""
     body = {
         "id": entry_id,
         "patient_id": desk.patient_id,
@@ -168,6 +176,8 @@ def seal_entry(
     }
     if updated_at is not None:
         body["updated_at"] = updated_at
+    if origin is not None:
+        body["origin"] = origin
     signed = sign_manifest(body, desk.keys.ed25519)
     sealed = seal(desk.entry_key, json.dumps(signed).encode(), _entry_ad(entry_id, desk.patient_id))
     row = {
@@ -488,10 +498,23 @@ class Chart:
             "author": author,
             "created_at": body["created_at"],
             **({"updated_at": body["updated_at"]} if "updated_at" in body else {}),
+            **({"origin": body["origin"]} if "origin" in body else {}),
             "signature_valid": valid,
             "verified": quotes.verified(data.get("citations") or []),
             "data": data,
         }
+
+    def signed_entries(self, desk: Desk, kinds: tuple[str, ...]) -> list[tuple[dict, dict]]:
+        """The entries that verify, each with its signed form (manifest and signature): what an export carries
+        so that a reader elsewhere can check who wrote each one."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(self._query(desk)).all()
+        out = []
+        for row, entry in zip(rows, self._opened(desk, rows), strict=True):
+            if entry["signature_valid"] and entry["kind"] in kinds:
+                signed = json.loads(open_sealed(desk.entry_key, row.sealed, _entry_ad(row.id, row.patient_id)))
+                out.append((entry, signed))
+        return out
 
     def entries(self, desk: Desk, kinds: tuple[str, ...] | None = None, ids: list[str] | None = None) -> list[dict]:
         """The chart's entries (oldest first), opened and checked. The kind is sealed with the rest, so `kinds`
@@ -586,6 +609,10 @@ class Chart:
         items = self._search.items(desk.session, ids)
         items.sort(key=lambda item: (-item["uploaded_at"], item["id"]))
         return [ChartRecord(item["id"], item) for item in items]
+
+    def same_documents(self, desk: Desk) -> dict[str, str]:
+        """Records the patient judged copies of another (vault/reviews.py), each with the record kept."""
+        return DuplicateReviews(self._engine).same_documents(desk.patient_id, desk.key)
 
     def specialists(self, desk: Desk) -> list[dict]:
         """Specialists holding a live share from this patient (the patient sees all; a specialist only self)."""

@@ -9,6 +9,12 @@ no gap is shown only because entries are not yet accepted. Candidates are readab
 date of service that no occurrence cites yet and no proposal of the reader covers; proposals are what reading
 the records suggested (mar/proposals.py). Undated records are those with no date anywhere yet: listed, never
 silently left out.
+
+Records the patient judged one document (a fax of a report; vault/reviews.py) appear once (`_Documents`): one
+candidate, proposal or undated row per document, the kept record preferred; of occurrences alike in date,
+type, description and the documents they cite, the one citing the kept record. Whatever is shown names the
+document's other records in `also` ("also as …" in the CSV and PDF). A decision naming a record the reader
+cannot read changes nothing for that reader. A rejected suggestion is no decision and changes nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections import defaultdict
 
 from medvault.mar import quotes
 from medvault.mar.chart import Chart, Desk
@@ -76,10 +83,83 @@ def _sort_key(item: dict) -> tuple:
     return (first_day(date), len(date), item["created_at"], item["id"])
 
 
+class _Documents:
+    """The chart's records grouped by document: a record judged a copy of another belongs to the kept one's."""
+
+    def __init__(self, records: list, same: dict[str, str]):
+        self.titles = {r.id: r.metadata.get("title") or r.metadata.get("filename") or r.id for r in records}
+        self.root: dict[str, str] = {}
+        for record in same:
+            kept, seen = record, set()
+            while kept in same and same[kept] in self.titles and kept not in seen:  # a chain ends at the kept one
+                seen.add(kept)
+                kept = same[kept]
+            if record in self.titles and kept != record:
+                self.root[record] = kept
+        self.members: dict[str, list[str]] = defaultdict(list)
+        for record, kept in self.root.items():
+            self.members[kept].append(record)
+        self.grouped = set(self.root) | set(self.members)
+
+    def of(self, record: str) -> str:
+        return self.root.get(record, record)
+
+    def widen(self, records: set[str]) -> set[str]:
+        """The records with every other record of their documents."""
+        roots = {self.of(r) for r in records}
+        return records | roots | {m for root in roots for m in self.members.get(root, ())}
+
+    def also(self, records: set[str]) -> list[dict]:
+        others = sorted(self.widen(records) - records, key=lambda r: (self.titles[r], r))
+        return [{"record": r, "title": self.titles[r]} for r in others]
+
+    def once(self, items: list[dict], record_of) -> list[dict]:
+        """One item per document (the kept record's when there is one, else the first), noting the others."""
+        if not self.root:
+            return items
+        chosen: dict[str, dict] = {}
+        for item in items:
+            root = self.of(record_of(item))
+            if root not in chosen or (record_of(item) == root and record_of(chosen[root]) != root):
+                chosen[root] = item
+        shown = {id(item) for item in chosen.values()}
+        out = []
+        for item in (i for i in items if id(i) in shown):
+            also = self.also({record_of(item)})
+            out.append({**item, "also": also} if also else item)
+        return out
+
+    def occurrences(self, items: list[dict]) -> list[dict]:
+        """Occurrences alike in date, type, description and cited documents shown once, the one citing fewer
+        copies preferred; occurrences that say something else all stay, each naming the document's other records."""
+        if not self.root:
+            return items
+
+        def cited(item: dict) -> set[str]:
+            return {c["record"] for c in item["data"].get("citations", [])}
+
+        chosen: dict[tuple, int] = {}
+        out: list[dict] = []
+        for item in items:
+            records = cited(item)
+            if not records & self.grouped:
+                out.append(item)
+                continue
+            data = item["data"]
+            key = (data["date"], data["type"], _fold(data.get("description")), frozenset(self.of(r) for r in records))
+            if key not in chosen:
+                chosen[key] = len(out)
+                out.append({**item, "also": self.also(records)})
+            elif len(records & set(self.root)) < len(cited(out[chosen[key]]) & set(self.root)):
+                out[chosen[key]] = {**item, "also": self.also(records)}
+        return out
+
+
 def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
     query = Query(body)
     every = [e for e in chart.entries(desk, kinds=("occurrence", "proposal", "merge")) if "data" in e]
     records = chart.records(desk)
+    docs = _Documents(records, chart.same_documents(desk))
     names = [*_provider_names(every, records), *([body["provider"]] if query.provider else [])]  # the filter too
     query.people = identities(names, [e for e in every if e["kind"] == "merge"])
     mine = [e for e in every if e["kind"] == "proposal" and (e["author"] == desk.reader or desk.role == "patient")]
@@ -91,6 +171,7 @@ def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
         and query.matches(e["data"]["date"], e["data"].get("facility"), e["data"].get("providers", []))
     ]
     occurrences.sort(key=_sort_key)
+    occurrences = docs.occurrences(occurrences)
     result: dict = {"patient": desk.patient, "gap_days": query.gap_days}
     if query.incident:
         result["incident"] = query.incident.isoformat()
@@ -101,13 +182,18 @@ def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
         ]
     else:
         result["occurrences"] = occurrences
-    result["proposed"] = _proposed(query, [p for p in mine if p["data"]["status"] == "open"])
-    result["candidates"] = _candidates(records, query, every, {p["data"]["record"] for p in mine})
-    result["undated"] = _undated(records, every, mine)
+    proposed_records = docs.widen({p["data"]["record"] for p in mine})
+    result["proposed"] = docs.once(_proposed(query, [p for p in mine if p["data"]["status"] == "open"]), _record)
+    result["candidates"] = docs.once(_candidates(records, query, every, proposed_records, docs), _record)
+    result["undated"] = docs.once(_undated(records, every, mine, docs), _record)
     care = [(e["data"]["date"], e["id"]) for e in occurrences]
     care += [(c["date"], c["record"]) for c in result["candidates"] + result["proposed"]]
     result["gaps"] = _gaps(sorted(care, key=lambda c: (first_day(c[0]), len(c[0]))), query)
     return result
+
+
+def _record(item: dict) -> str:
+    return item["record"]
 
 
 def _provider_names(entries: list[dict], records: list) -> list[str]:
@@ -126,10 +212,12 @@ def _proposed(query: Query, proposals: list[dict]) -> list[dict]:
     return out
 
 
-def _undated(records: list, occurrences: list[dict], proposals: list[dict]) -> list[dict]:
-    """Records with no date yet: none in their metadata, no occurrence citing them, no dated proposal."""
+def _undated(records: list, occurrences: list[dict], proposals: list[dict], docs: _Documents) -> list[dict]:
+    """Records with no date yet: none in their metadata, no occurrence citing them, no dated proposal (nor any
+    of these for another record of the same document)."""
     cited = {c["record"] for e in occurrences for c in e["data"].get("citations", [])}
     dated = {p["data"]["record"] for p in proposals if "date" in p["data"]["fields"] and p["data"]["status"] == "open"}
+    dated = docs.widen(dated | cited | {r.id for r in records if r.metadata.get("service_date")})
     return [
         {"record": r.id, "title": r.metadata.get("title") or r.metadata.get("filename")}
         for r in records
@@ -162,8 +250,8 @@ def _gaps(care: list[tuple[str, str]], query: Query) -> list[dict]:
     return gaps
 
 
-def _candidates(records: list, query: Query, occurrences: list[dict], proposed: set[str]) -> list[dict]:
-    cited = {c["record"] for e in occurrences for c in e["data"].get("citations", [])}
+def _candidates(records: list, query: Query, occurrences: list[dict], proposed: set[str], docs: _Documents) -> list:
+    cited = docs.widen({c["record"] for e in occurrences for c in e["data"].get("citations", [])})
     out = []
     for record in records:
         meta = record.metadata
@@ -197,6 +285,7 @@ CSV_COLUMNS = (
     "providers",
     "description",
     "citations",
+    "also_as",
     "verified",
     "author",
     "signature_valid",
@@ -228,6 +317,7 @@ def to_csv(result: dict) -> str:
                 "; ".join(d.get("providers", [])),
                 d.get("description"),
                 cites,
+                "; ".join(a["title"] for a in e.get("also", [])),
                 "yes" if e["verified"] else "no",
                 e["author"],
                 "yes" if e["signature_valid"] else "no",
@@ -236,6 +326,6 @@ def to_csv(result: dict) -> str:
             writer.writerow([_cell(v) for v in row])
     for gap in result["gaps"]:
         writer.writerow(
-            [_cell(v) for v in ("gap", gap["from"], "", "", "", "", f"{gap['days']} days", "", "", "", "", "")]
+            [_cell(v) for v in ("gap", gap["from"], "", "", "", "", f"{gap['days']} days", "", "", "", "", "", "")]
         )
     return out.getvalue()

@@ -72,7 +72,9 @@ def _sources(item: dict, titles: dict[str, str]) -> str:
     cites = item["data"].get("citations", [])
     if not cites:
         return "not verified (no source cited)"
-    return "\n".join(quotes.described(c, titles.get(c["record"]) or f"record {c['record'][:8]}") for c in cites)
+    also = [f"also as {a['title']}" for a in item.get("also", [])]  # records judged the same document
+    named = [quotes.described(c, titles.get(c["record"]) or f"record {c['record'][:8]}") for c in cites]
+    return "\n".join(named + also)
 
 
 def _description(item: dict) -> str:

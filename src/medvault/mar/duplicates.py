@@ -7,33 +7,30 @@ and equal files in two charts get unrelated hashes: nothing in the database link
 candidate file can confirm it is stored (a plain SHA-256 would allow both). Records uploaded into the chart
 by someone else (a specialist's summary) carry no hash.
 
-Near. Suggestions only, the user decides: records with text (text files, and PDFs with a text layer, see
-mar/recordtext.py) whose normalised text (case folded, whitespace collapsed, at most 256 KiB) is at least
-90 % alike by `difflib.SequenceMatcher`, so a PDF scanned or exported twice is found by what it says; and
-re-scans: different bytes with the same title, facility and date of service. Superseded versions are left
-out throughout: a newer version replaces them, it does not duplicate them.
+Near. Suggestions only, the user decides: records with text (text files, PDFs with a text layer or OCR, see
+mar/recordtext.py) that are the same document by what differs between them (mar/likeness.py: the same dates,
+no number that differs, what else differs is OCR noise or a fax header), so a fax or a re-scan of a report is
+found and notes of different days from one template are not; and re-scans: different bytes with the same
+title, facility and date of service, unless both have text and it says they are different documents.
+Superseded versions are left out throughout: a newer version replaces them, it does not duplicate them.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections import defaultdict
 
 from medvault.auth.sessions import Session
 from medvault.crypto.keyring import PrivateKeys
 from medvault.crypto.passwords import derive_subkey
-from medvault.mar import recordtext
+from medvault.mar import likeness, recordtext
 from medvault.mar.index import IndexStore, normalise
 from medvault.mar.pdftext import is_pdf
 from medvault.vault import IntegrityError, RecordNotFound
 from medvault.vault.records import Vault
 
-SIMILARITY = 0.9
 MAX_RECORDS = 2000  # newest current records examined for near duplicates
 MAX_TEXTS = 300  # newest text records compared pairwise
 MAX_PDFS = 100  # of which PDFs: each is decrypted and parsed (~10 ms a page), at every look
-_SPACE = re.compile(r"\s+")
 
 
 def duplicate_key(store: IndexStore, user_id: str, keys: PrivateKeys) -> bytes:
@@ -41,12 +38,13 @@ def duplicate_key(store: IndexStore, user_id: str, keys: PrivateKeys) -> bytes:
     return derive_subkey(store.index_key(user_id, keys), "duplicates/v1")
 
 
-def normalised_text(text: str) -> str:
-    return _SPACE.sub(" ", normalise(text)).strip()
-
-
 def _brief(record_id: str, meta: dict) -> dict:
     return {"id": record_id, "title": meta.get("title"), "filename": meta.get("filename")}
+
+
+def _told_apart(a: likeness.Fingerprint | None, b: likeness.Fingerprint | None) -> bool:
+    """Whether both texts are there and say they are different documents (another day, other numbers)."""
+    return a is not None and b is not None and bool(a.tokens and b.tokens) and likeness.compare(a, b) is None
 
 
 def find(vault: Vault, session: Session) -> dict:
@@ -59,7 +57,7 @@ def find(vault: Vault, session: Session) -> dict:
         if dup_hash is not None:
             by_hash[dup_hash].append(rid)
     metas: dict[str, dict] = {}
-    texts: dict[str, str] = {}
+    texts: dict[str, likeness.Fingerprint] = {}
     pdfs = 0
     for rid, _, _ in reversed(current[-MAX_RECORDS:]):  # newest first: they get the text and PDF slots
         try:
@@ -71,7 +69,7 @@ def find(vault: Vault, session: Session) -> dict:
             pdfs += is_pdf(content_type)
             found = recordtext.read(vault, record)
             if found is not None:
-                texts[rid] = normalised_text(found.text)
+                texts[rid] = likeness.Fingerprint.of(found.text)
         except (RecordNotFound, IntegrityError):
             continue  # deleted meanwhile, or failing its checks (opening it says why)
     metas, texts = dict(reversed(metas.items())), dict(reversed(texts.items()))  # a pair names its older one first
@@ -86,20 +84,11 @@ def find(vault: Vault, session: Session) -> dict:
 
     near: list[dict] = []
     seen: set[tuple[str, str]] = set()
-    text_ids = list(texts)
-    for i, a in enumerate(text_ids):
-        matcher = difflib.SequenceMatcher(None, autojunk=False)
-        matcher.set_seq2(texts[a])
-        for b in text_ids[i + 1 :]:
-            if same_bytes(a, b) or not texts[a] or not texts[b]:
-                continue
-            matcher.set_seq1(texts[b])
-            if matcher.real_quick_ratio() < SIMILARITY or matcher.quick_ratio() < SIMILARITY:
-                continue
-            ratio = matcher.ratio()
-            if ratio >= SIMILARITY:
-                seen.add((a, b))
-                near.append({"records": [brief(a), brief(b)], "reason": "same text", "similarity": round(ratio, 3)})
+    for a, b, similarity in likeness.pairs(texts):
+        if same_bytes(a, b):
+            continue  # reported as exact already
+        seen.add((a, b))
+        near.append({"records": [brief(a), brief(b)], "reason": "same text", "similarity": round(similarity, 3)})
     scans: dict[tuple, list[str]] = defaultdict(list)
     for rid, meta in metas.items():
         if meta.get("title") and meta.get("service_date"):
@@ -108,7 +97,7 @@ def find(vault: Vault, session: Session) -> dict:
     for ids in scans.values():
         for i, a in enumerate(ids):
             for b in ids[i + 1 :]:
-                if same_bytes(a, b) or (a, b) in seen:
+                if same_bytes(a, b) or (a, b) in seen or _told_apart(texts.get(a), texts.get(b)):
                     continue
                 near.append({"records": [brief(a), brief(b)], "reason": "re-scan", "similarity": None})
     return {"exact": exact, "near": near}

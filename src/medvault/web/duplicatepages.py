@@ -1,10 +1,12 @@
 """Reviewing suggested duplicates: the suggestions of `POST /api/v1/records/duplicates` as a page, one pair side
 by side (details and previews), and the owner's decision. Suggestions are never acted on by themselves.
 
-"Keep both" is remembered (vault/reviews.py) so the pair is not suggested again. "Newer version of" links the
-two records with the versions mechanism (web/versions.py): the older one is then superseded and drops out of
-the suggestions. Both records must be the caller's own; any other id is simply not found, as on the record
-page. Record ids travel in the URL as they do for every record page; nothing about the content does.
+"Keep both" is remembered (vault/reviews.py) so the pair is not suggested again. "Same document" (a patient's
+own records: it is their chart's chronology that changes) keeps both records too, and the chronology then shows
+the document once, citing the record chosen. "Newer version of" links the two records with the versions
+mechanism (web/versions.py): the older one is then superseded and drops out of the suggestions. Both records
+must be the caller's own; any other id is simply not found, as on the record page. Record ids travel in the
+URL as they do for every record page; nothing about the content does.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from medvault.mar import duplicates
+from medvault.mar.entries import ChartError
 from medvault.vault import RecordNotFound
 from medvault.web.clientip import client_ip
 from medvault.web.pages import form_of, render, text_preview
@@ -42,7 +45,11 @@ COMPARED = (
     ("confidentiality", "Confidentiality"),
     ("signed_by", "Signed by"),
 )
-DONE = {"kept": "Both records kept; this pair will not be suggested again.", "versioned": "Linked as versions."}
+DONE = {
+    "kept": "Both records kept; this pair will not be suggested again.",
+    "same": "Marked as one document: the chronology shows it once.",
+    "versioned": "Linked as versions.",
+}
 
 
 def _key(medvault, session) -> bytes:
@@ -51,7 +58,7 @@ def _key(medvault, session) -> bytes:
 
 def _reason(near: dict) -> str:
     if near["reason"] == "same text":
-        return f"Same text, {round(near['similarity'] * 100)} % alike"
+        return f"Same document by its text (dates and numbers agree), {round(near['similarity'] * 100)} % alike"
     return "Re-scan: same title, facility and date of service"
 
 
@@ -128,15 +135,29 @@ async def compare_page(request: Request) -> Response:
     return await _comparison(request, session, _pair_ids([request.query_params.get(k, "") for k in ("a", "b")]))
 
 
-def _keep_both(medvault, session, ids: tuple[str, str]) -> None:
+def _own(medvault, session, ids: tuple[str, str]) -> None:
     for rid in ids:  # both must be the caller's own
         if medvault.vault.open(rid, session.user_id, session.keys).owner_id != session.user_id:
             raise RecordNotFound
+
+
+def _keep_both(medvault, session, ids: tuple[str, str]) -> None:
+    _own(medvault, session, ids)
     medvault.duplicate_reviews.keep_both(session.user_id, _key(medvault, session), *ids)
 
 
+def _same_document(medvault, session, kept: str, duplicate: str) -> None:
+    """Both records stay; the chronology of the caller's chart cites `kept` and names `duplicate` beside it."""
+    _own(medvault, session, (kept, duplicate))
+    try:
+        desk = medvault.chart.desk(session, None)
+    except ChartError as exc:  # a specialist's own records are in no chart
+        raise HTTPException(exc.status, str(exc)) from None
+    medvault.duplicate_reviews.same_document(session.user_id, _key(medvault, session), desk.key, kept, duplicate)
+
+
 async def resolve_page(request: Request) -> Response:
-    """The owner's decision on a pair: keep both, or one is the newer version of the other."""
+    """The owner's decision on a pair: keep both, one document (citing A or B), or one is the newer version."""
     session = require_session(request, roles=ROLES)
     form = await form_of(request)
     check_csrf(request, session, form.get("csrf_token"))
@@ -145,8 +166,12 @@ async def resolve_page(request: Request) -> Response:
     if decision == "keep":
         await run_in_threadpool(_keep_both, vault_of(request), session, (a, b))
         return RedirectResponse("/records/duplicates?done=kept", 303)
+    if decision in ("a-same", "b-same"):
+        kept, duplicate = (a, b) if decision == "a-same" else (b, a)
+        await run_in_threadpool(_same_document, vault_of(request), session, kept, duplicate)
+        return RedirectResponse("/records/duplicates?done=same", 303)
     if decision not in ("a-newer", "b-newer"):
-        raise HTTPException(400, "Choose to keep both, or which record is the newer version")
+        raise HTTPException(400, "Choose to keep both, one document, or which record is the newer version")
     older, newer = (b, a) if decision == "a-newer" else (a, b)
     try:
         await run_in_threadpool(link_as_version, request, session, older, newer)
