@@ -37,7 +37,7 @@ def test_importing_the_same_bundle_again_adds_nothing(patient):
     before = client.post("/api/v1/charts/entries/list", json={}).json()["items"]
     again = client.post("/api/v1/import/fhir", json=_bundle())
     assert again.status_code == 201, again.text
-    assert again.json()["entries"] == [] and again.json()["already_present"]["occurrences"] == 9
+    assert again.json()["entries"] == [] and again.json()["already_present"]["entries"] == 9
     assert client.post("/api/v1/charts/entries/list", json={}).json()["items"] == before
 
 
@@ -55,7 +55,7 @@ def test_importing_the_own_export_adds_no_record_and_no_occurrence(patient):
     again = client.post("/api/v1/import/fhir", json=exported)
     assert again.status_code == 201, again.text
     assert again.json()["count"] == 0 and again.json()["entries"] == []
-    assert again.json()["already_present"] == {"records": 1, "occurrences": len(entries)}
+    assert again.json()["already_present"] == {"records": 1, "entries": len(entries)}
     assert client.get("/api/v1/records").json()["items"] == records
 
 

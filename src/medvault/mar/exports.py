@@ -40,10 +40,11 @@ from sqlalchemy import Engine, insert, or_, select
 
 from medvault.crypto.keyring import PrivateKeys
 from medvault.db.schema import chart_entries, record_keys, records, shares, users
-from medvault.mar import quotes, recordtext, summarydoc
+from medvault.mar import fhirreview, quotes, recordtext, summarydoc
 from medvault.mar.chart import Desk, seal_entry
-from medvault.mar.fhir import ExportedRecord, Person, chart_bundle, summary_bundle
-from medvault.mar.fhirimport import cite, placeholder, read_chart
+from medvault.mar.entries import ChartError, entry_links, validate
+from medvault.mar.fhir import ExportedRecord, FhirError, Person, chart_bundle, summary_bundle
+from medvault.mar.fhirimport import placeholder, read_chart
 from medvault.mar.pdftext import Pages
 from medvault.mar.summaries import CATEGORY
 from medvault.vault import IntegrityError, RecordNotFound, TooLarge, VaultError
@@ -179,9 +180,21 @@ def age_encrypt(recipient: str, plaintext: bytes) -> bytes:
     return done.stdout
 
 
-def _fingerprint(occurrence: dict) -> str:
-    """What makes two occurrences the same one, whatever records they cite."""
-    return json.dumps({k: v for k, v in occurrence.items() if k not in ("citations", "id")}, sort_keys=True)
+def _fingerprint(kind: str, data: dict) -> str:
+    """What makes two entries the same one, whatever records they cite."""
+    return json.dumps([kind, {k: v for k, v in data.items() if k not in ("citations", "id")}], sort_keys=True)
+
+
+def _checked_review(found) -> list[tuple[str, str, dict]]:
+    """The Bundle's review entries checked as typed-in entries are, records named by placeholder (see `cite`)."""
+    placeholders = {old: placeholder(n) for n, old in enumerate(found.document_ids) if old}
+    out = []
+    for old, kind, data in found.review.entries:
+        try:
+            out.append((old, kind, validate(kind, fhirreview.remap(data, placeholders))))
+        except ChartError as exc:
+            raise FhirError(f"Basic {old[:36]}: {exc}") from None
+    return out
 
 
 class Exports:
@@ -266,13 +279,23 @@ class Exports:
         reader_id: str,
         keys: PrivateKeys,
         patient: Person,
-        occurrences: Iterable[dict] = (),
+        authored: Iterable[fhirreview.Authored] = (),
         people: dict[str, str] | None = None,
     ) -> tuple[dict, list[str]]:
-        """The chart as a FHIR collection Bundle, with the ids of the records in it."""
+        """The chart as a FHIR collection Bundle, with the ids of the records in it: the records, the
+        occurrences as clinical resources, the review as Basic resources, and every entry's Provenance."""
         ids = [rid for rid, _ in self.chart(reader_id, patient.id)]
         records = (rec for rec, _ in self._records(reader_id, keys, ids))
-        bundle = chart_bundle(patient, records, occurrences, now=time.time(), people=people)
+        authored = list(authored)
+        occurrences = [{**a.entry["data"], "id": a.entry["id"]} for a in authored if a.entry["kind"] == "occurrence"]
+        bundle = chart_bundle(
+            patient,
+            records,
+            occurrences,
+            now=time.time(),
+            people=people,
+            more=lambda author_ref, patient_ref: fhirreview.resources(authored, author_ref, patient_ref),
+        )
         return bundle, ids
 
     def fhir_summary(self, reader_id: str, keys: PrivateKeys, record_id: str) -> dict:
@@ -305,7 +328,7 @@ class Exports:
         more_readers: Callable[[dict], list[tuple[str, str]]] | None = None,
         keep_head: int = 0,
         duplicate_key: bytes | None = None,
-        present: Iterable[dict] = (),
+        present: Iterable[tuple[str, str, dict]] = (),
     ) -> Imported:
         """Records for the DocumentReferences and chart occurrences for the clinical resources, in the patient's
         own chart (`desk`); all or nothing, even if the process dies half-way.
@@ -314,15 +337,23 @@ class Exports:
         row, wrapped key and entry. Nothing is visible before it commits. On any failure the blobs are deleted;
         after a crash (kill -9) the start-up sweep removes them, since no row names them.
 
+        The review (mar/fhirreview.py) comes in too, its links remapped to the new records and entries, each
+        entry keeping its original author and signature as `origin`.
+
         Importing the same Bundle again adds nothing again: a file whose keyed hash (`duplicate_key`, the owner's)
-        equals a current record's is not stored twice, its citations point at that record, and an occurrence
-        equal to one already `present` in the chart (its citations aside) is not added twice."""
+        equals a current record's is not stored twice, its citations point at that record, and an entry equal to
+        one already `present` in the chart (`(id, kind, data)`; citations aside) is not added twice."""
         found = read_chart(bundle)  # validates and maps everything but the files before any write
+        reviews = _checked_review(found)
         have = {h: rid for rid, h, _ in self._vault.current_owned(desk.patient_id) if h} if duplicate_key else {}
-        seen = {_fingerprint(occ) for occ in present}
         uploads: list[Upload] = []
         record_ids: list[str] = []
-        checked = {c["record"] for occ in found.occurrences for c in occ["citations"] if quotes.needs_text(c)}
+        checked = {
+            c["record"]
+            for data in [*found.occurrences, *(d for _, _, d in reviews)]
+            for c in data.get("citations", [])
+            if quotes.needs_text(c)
+        }
         texts: dict[str, Pages | None] = {}
         try:
             for n, imported in enumerate(found.records):
@@ -343,19 +374,14 @@ class Exports:
                 for start in range(0, len(view), CHUNK):
                     upload.write(view[start : start + CHUNK])
                 upload.seal(imported.metadata, imported.filename, imported.content_type, desk.reader_id, desk.keys)
-            for occurrence in found.occurrences:  # quotes checked as when they are typed in, levels set anew
-                quotes.check(occurrence["citations"], texts.get)
+            for data in [*found.occurrences, *(d for _, _, d in reviews)]:  # quotes checked as when typed in
+                quotes.check(data.get("citations", []), texts.get)
             readers = [more_readers(u.metadata) if more_readers is not None else [] for u in uploads]
-            now = time.time()
-            fresh = []
-            for occ in found.occurrences:
-                if (mark := _fingerprint(occ)) not in seen:
-                    seen.add(mark)
-                    fresh.append(occ)
-            entries = [  # in Bundle order: 1 µs apart, since entries list by creation time
-                seal_entry(desk, str(uuid.uuid4()), "occurrence", cite(occ, record_ids), now + n / 1e6)
-                for n, occ in enumerate(fresh)
+            occurrences = [
+                (old, "occurrence", occ) for old, occ in zip(found.occurrence_ids, found.occurrences, strict=True)
             ]
+            planned = [*occurrences, *reviews]
+            entries = self._review_entries(desk, planned, record_ids, found.review.origins, list(present))
             with self._engine.begin() as conn:
                 for upload, extra in zip(uploads, readers, strict=True):
                     upload.insert(conn, extra)
@@ -365,8 +391,47 @@ class Exports:
             for upload in uploads:
                 upload.discard()
             raise
-        present_now = {"records": len(record_ids) - len(uploads), "occurrences": len(found.occurrences) - len(fresh)}
+        present_now = {"records": len(record_ids) - len(uploads), "entries": len(planned) - len(entries)}
         return Imported(uploads, [body for _, body in entries], found.not_kept, present_now)
+
+    def _review_entries(
+        self,
+        desk: Desk,
+        planned: list[tuple[str, str, dict]],
+        record_ids: list[str],
+        origins: dict[str, dict],
+        present: list[tuple[str, str, dict]],
+    ) -> list[tuple[dict, dict]]:
+        """Rows and bodies of the entries to write, in Bundle order (1 µs apart: entries list by creation time),
+        each link remapped from the Bundle's ids to this chart's, and those already present left out."""
+        ids = {placeholder(n): rid for n, rid in enumerate(record_ids)}
+        existing = {_fingerprint(kind, data): eid for eid, kind, data in present}
+        known = {eid for eid, _, _ in present}
+        keys = self._public_keys({o["author"] for o in origins.values()})
+        now = time.time()
+        out = []
+        for n, (old, kind, data) in enumerate(planned):
+            mapped = fhirreview.remap(data, ids)
+            mark = _fingerprint(kind, mapped)
+            if mark in existing:
+                ids[old] = existing[mark]
+                continue
+            eid = existing[mark] = ids[old] = str(uuid.uuid4())
+            missing = [x for x in entry_links(kind, mapped) if x not in known]
+            if missing:
+                raise FhirError(f"a {kind} of the Bundle links to an entry that is neither in it nor in the chart")
+            known.add(eid)
+            origin = origins.get(old)
+            if origin is not None:
+                verdict = fhirreview.verdict(origin, kind, data, keys.get(origin["author"]))
+                origin = {k: v for k, v in origin.items() if k != "_signed"} | {"signature": verdict}
+            out.append(seal_entry(desk, eid, kind, mapped, now + n / 1e6, origin=origin))
+        return out
+
+    def _public_keys(self, usernames: set[str]) -> dict[str, bytes]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(users.c.username, users.c.ed25519_public).where(users.c.username.in_(usernames)))
+            return {row.username: row.ed25519_public for row in rows}
 
     # Offline archives.
 

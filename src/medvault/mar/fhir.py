@@ -42,7 +42,7 @@ import html
 import math
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -237,9 +237,11 @@ def chart_bundle(
     occurrences: Iterable[dict] = (),
     now: float = 0.0,
     people: dict[str, str] | None = None,
+    more: Callable[[Callable[[Person], dict], dict], list[dict]] | None = None,
 ) -> dict:
     """The chart as a `collection` Bundle; `records` may be a generator (each file is encoded as it comes);
-    `people` (professionals.identities) makes every spelling of one person one Practitioner."""
+    `people` (professionals.identities) makes every spelling of one person one Practitioner; `more(author_ref,
+    patient_ref)` adds resources that name their authors (the review, mar/fhirreview.py)."""
     directory = _Directory(patient, people)
     documents = [_entry(document_reference(record, directory)) for record in records]
     present = {doc["resource"]["id"] for doc in documents}
@@ -251,6 +253,11 @@ def chart_bundle(
         )
         for occ in occurrences
     ]
+
+    def author_ref(person: Person) -> dict:
+        return _ref(directory.specialist(person)) if person.role == "specialist" else _ref(patient.id)
+
+    found += [_entry(r) for r in (more(author_ref, _ref(patient.id)) if more else [])]
     return {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from medvault.mar import fhirreview
 from medvault.mar.entries import ChartError, holds_reference, validate
 from medvault.mar.fhir import (
     CONFIDENTIALITY_SYSTEM,
@@ -103,6 +104,9 @@ class ImportedChart:
     records: Iterator[ImportedRecord]
     occurrences: list[dict]
     not_kept: list[str]
+    document_ids: list[str]  # the DocumentReferences' and clinical resources' own ids, in Bundle order: what
+    occurrence_ids: list[str]  # the review's entries link to (fhirreview.remap)
+    review: fhirreview.ImportedReview
 
 
 def placeholder(n: int) -> str:
@@ -433,10 +437,14 @@ def read_chart(data: object, max_records: int = MAX_RECORDS) -> ImportedChart:
     resources = [(n, e.get("resource") or {}) for n, e in enumerate(entries)]
     docs = [(n, r) for n, r in resources if r.get("resourceType") == "DocumentReference"]
     clinical = [(n, r) for n, r in resources if r.get("resourceType") in CLINICAL]
+    review = fhirreview.read(resources, lambda ref: _resolve(ref, index))
+    reviewed = {old for old, _, _ in review.entries}
     not_kept = [
         f"entry[{n}] {r.get('resourceType')}: a resource type MedVault does not keep"
         for n, r in resources
         if r.get("resourceType") not in (*CLINICAL, *DIRECTORY, "DocumentReference")
+        and not (r.get("resourceType") == "Basic" and r.get("id") in reviewed)
+        and not (r.get("resourceType") == "Provenance" and _provenance_kept(r, review.origins))
     ]
     not_kept += [
         f"entry[{n}] {r['resourceType']}.identifier: identifiers (the name is kept)"
@@ -456,4 +464,11 @@ def read_chart(data: object, max_records: int = MAX_RECORDS) -> ImportedChart:
         _occurrence(r, index, documents, f"entry[{n}] {r['resourceType']}", not_kept) for n, r in clinical
     ]
     records = (_document(doc, index, f"entry[{n}] DocumentReference") for n, doc in docs)
-    return ImportedChart(records, occurrences, not_kept)
+    document_ids = [str(doc.get("id") or "") for _, doc in docs]
+    occurrence_ids = [str(r.get("id") or "") for _, r in clinical]
+    return ImportedChart(records, occurrences, not_kept, document_ids, occurrence_ids, review)
+
+
+def _provenance_kept(resource: dict, origins: dict[str, dict]) -> bool:
+    targets = [(t.get("reference") or "").removeprefix("urn:uuid:") for t in resource.get("target") or []]
+    return bool(targets) and all(t in origins for t in targets)

@@ -32,11 +32,12 @@ from starlette.routing import Route
 
 from medvault.auth import InvalidCredentials
 from medvault.auth.sessions import Session
-from medvault.mar import professionals
+from medvault.mar import fhirreview, professionals
 from medvault.mar.duplicates import duplicate_key
 from medvault.mar.entries import ChartError
 from medvault.mar.exports import ExportBusy, ToolMissing, base64_chunks
 from medvault.mar.fhir import Person
+from medvault.mar.fhirreview import Authored
 from medvault.mar.index import TEXT_BYTES
 from medvault.web.api import json_body
 from medvault.web.clientip import client_ip
@@ -115,27 +116,33 @@ def _patient(request: Request, session: Session) -> Person:
     return patient
 
 
-def occurrences_for(request: Request, session: Session, patient: Person) -> tuple[list[dict], dict[str, str]]:
-    """The chart's occurrences (mar/chart.py entries) for the export, each as its data plus its id, and who is who
-    among the professionals (professionals.identities: the merges saved in the chart, the automatic groups).
+def review_for(request: Request, session: Session, patient: Person) -> tuple[list[Authored], dict[str, str]]:
+    """The chart's entries for the export (occurrences and the review, each with its signed form and author),
+    and who is who among the professionals (professionals.identities: saved merges, automatic groups).
 
     Only entries that open and verify are exported. A specialist whose patient has not opened the chart yet
-    (no chart key for them: 409 from the chart) gets the records without occurrences.
+    (no chart key for them: 409 from the chart) gets the records without entries.
     """
-    chart = vault_of(request).chart
+    medvault = vault_of(request)
+    chart = medvault.chart
     try:
         desk = chart.desk_for_patient_id(session, patient.id)
     except ChartError as exc:
         if exc.status == 409:
             return [], {}
         raise HTTPException(exc.status, str(exc)) from None
-    entries = [
-        e for e in chart.entries(desk, kinds=("occurrence", "merge")) if e.get("signature_valid") and "data" in e
-    ]
-    occurrences = [{**e["data"], "id": e["id"]} for e in entries if e["kind"] == "occurrence"]
-    names = [n for o in occurrences for n in o.get("providers", [])]
+    signed = chart.signed_entries(desk, ("occurrence", "merge", *fhirreview.REVIEW_KINDS))
+    people: dict[str, Person] = {}
+    authored = []
+    for entry, form in signed:
+        author_id = form["manifest"]["author_id"]
+        if author_id not in people:
+            people[author_id] = medvault.exports.person(author_id)
+        authored.append(fhirreview.Authored(entry, form, people[author_id]))
+    names = [n for e, _ in signed if e["kind"] == "occurrence" for n in e["data"].get("providers", [])]
     names += [n for r in chart.records(desk) for n in r.metadata.get("provider") or []]
-    return occurrences, professionals.identities(names, [e for e in entries if e["kind"] == "merge"])
+    merges = [e for e, _ in signed if e["kind"] == "merge"]
+    return authored, professionals.identities(names, merges)
 
 
 async def export_fhir(request: Request) -> Response:
@@ -144,9 +151,9 @@ async def export_fhir(request: Request) -> Response:
     exports = vault_of(request).exports
 
     def work() -> tuple[list[bytes], list[str]]:
-        occurrences, people = occurrences_for(request, session, patient)
+        authored, people = review_for(request, session, patient)
         with exports.slot():
-            bundle, ids = exports.fhir_chart(session.user_id, session.keys, patient, occurrences, people)
+            bundle, ids = exports.fhir_chart(session.user_id, session.keys, patient, authored, people)
             return _json_pieces(bundle), ids
 
     pieces, ids = await _run(work)
@@ -198,7 +205,7 @@ async def import_fhir(request: Request) -> Response:
         except (ValueError, UnicodeDecodeError):
             raise HTTPException(400, "Malformed FHIR: the body is not valid JSON") from None
         desk = medvault.chart.desk(session, None)  # the patient's own chart: occurrences go there
-        present = [e["data"] for e in medvault.chart.entries(desk, ("occurrence",)) if "data" in e]
+        present = [(e["id"], e["kind"], e["data"]) for e in medvault.chart.entries(desk) if "data" in e]
         with exports.slot():
             imported = exports.import_fhir(
                 desk,
