@@ -154,6 +154,25 @@ class ChartRecord:
     metadata: dict
 
 
+STATEMENT_DERIVED = ("text", "text_available", "truncated")  # what a statement from a record keeps of it
+
+
+def statement_text(found: Pages | None, source: dict) -> dict:
+    """What a statement read from a record keeps: the text of the record, or of its chosen pages (a police
+    report holds several witnesses); pages beyond the document are refused."""
+    if found is None:
+        return {"text_available": False}
+    numbers = quotes.cited_pages(source, found)
+    if numbers:
+        texts = [found.page(n) for n in numbers]
+        text, truncated = "\n".join(t or "" for t in texts), None in texts
+    else:
+        text, truncated = found.text, found.truncated
+    if not text.strip():
+        return {"text_available": False}
+    return {"text": text, "text_available": True, "truncated": truncated}
+
+
 def seal_entry(
     desk: Desk,
     entry_id: str,
@@ -470,20 +489,8 @@ class Chart:
                 self.audit.append(action, desk.reader_id, rid, ip)
 
     def _statement_text(self, desk: Desk, source: dict) -> dict:
-        """A statement read from a record keeps the text of the record, or of its chosen pages (a police report
-        holds several witnesses); pages beyond the document are refused."""
         found = recordtext.read(self._vault, self._vault.open(source["record"], desk.reader_id, desk.keys))
-        if found is None:
-            return {"text_available": False}
-        numbers = quotes.cited_pages(source, found)
-        if numbers:
-            texts = [found.page(n) for n in numbers]
-            text, truncated = "\n".join(t or "" for t in texts), None in texts
-        else:
-            text, truncated = found.text, found.truncated
-        if not text.strip():
-            return {"text_available": False}
-        return {"text": text, "text_available": True, "truncated": truncated}
+        return statement_text(found, source)
 
     def record_text(self, desk: Desk, record_id: str) -> Pages | None:
         """A cited record's text, page by page (to check the citation), None when its type has none."""

@@ -160,6 +160,7 @@ class _Directory:
         self.people = people or {}  # professionals.identities: the spellings of one person share a Practitioner
         self.providers: dict[str, dict] = {}
         self.specialists: dict[str, dict] = {}
+        self.authors: dict[str, dict] = {}
         self.organizations: dict[str, dict] = {}
 
     def provider(self, name: str) -> dict:
@@ -177,13 +178,33 @@ class _Directory:
         self.specialists.setdefault(person.id, specialist_resource(person))
         return person.id
 
+    def author(self, person: Person) -> str:
+        """Who wrote an entry: a specialist, the patient, or another patient's account (an entry imported from
+        a chart kept under another account, a RelatedPerson naming that account, so its signature stays
+        checkable)."""
+        if person.role == "specialist":
+            return self.specialist(person)
+        if person.id != self.patient.id:
+            self.authors.setdefault(
+                person.id,
+                {
+                    "resourceType": "RelatedPerson",
+                    "id": person.id,
+                    "patient": _ref(self.patient.id),
+                    "identifier": [{"system": USERNAME_SYSTEM, "value": person.username}],
+                    "name": [{"text": person.username}],
+                },
+            )
+        return person.id
+
     def organization(self, name: str) -> str:
         if name not in self.organizations:
             self.organizations[name] = {"resourceType": "Organization", "id": str(uuid.uuid4()), "name": name}
         return self.organizations[name]["id"]
 
     def resources(self) -> list[dict]:
-        return [*self.specialists.values(), *self.providers.values(), *self.organizations.values()]
+        people = [*self.specialists.values(), *self.authors.values(), *self.providers.values()]
+        return [*people, *self.organizations.values()]
 
 
 def document_reference(record: ExportedRecord, directory: _Directory) -> dict:
@@ -254,10 +275,7 @@ def chart_bundle(
         for occ in occurrences
     ]
 
-    def author_ref(person: Person) -> dict:
-        return _ref(directory.specialist(person)) if person.role == "specialist" else _ref(patient.id)
-
-    found += [_entry(r) for r in (more(author_ref, _ref(patient.id)) if more else [])]
+    found += [_entry(r) for r in (more(lambda p: _ref(directory.author(p)), _ref(patient.id)) if more else [])]
     return {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),

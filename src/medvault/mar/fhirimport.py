@@ -445,6 +445,7 @@ def read_chart(data: object, max_records: int = MAX_RECORDS) -> ImportedChart:
         if r.get("resourceType") not in (*CLINICAL, *DIRECTORY, "DocumentReference")
         and not (r.get("resourceType") == "Basic" and r.get("id") in reviewed)
         and not (r.get("resourceType") == "Provenance" and _provenance_kept(r, review.origins))
+        and not (r.get("resourceType") == "RelatedPerson" and _is_account(r))  # an entry's author (fhirreview)
     ]
     not_kept += [
         f"entry[{n}] {r['resourceType']}.identifier: identifiers (the name is kept)"

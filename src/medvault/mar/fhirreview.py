@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from medvault.mar.fhir import BASE, USERNAME_SYSTEM, FhirError, Person, instant
 REVIEW_KINDS = ("injury", "statement", "mark", "standard", "annotation", "merge")
 ENTRY_KIND = f"{BASE}/entry-kind"
 ENTRY_DATA = f"{BASE}/StructureDefinition/entry-data"
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SIGNATURE_TYPE = {"system": "urn:iso-astm:E1762-95:2013", "code": "1.2.840.10065.1.12.1.1"}
 
 
@@ -149,14 +151,26 @@ def read(resources_: list[tuple[int, dict]], resolve: Callable[[dict], dict | No
     return ImportedReview(entries, origins)
 
 
+def _links_aside(value: object) -> object:
+    """`value` with every id replaced by one mark: ids change at each import, what the author wrote does not."""
+    if isinstance(value, str):
+        return "#" if _ID.fullmatch(value) else value
+    if isinstance(value, list):
+        return [_links_aside(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _links_aside(v) for k, v in value.items()}
+    return value
+
+
 def verdict(origin: dict, kind: str, data: dict, public_key: bytes | None) -> str:
     """Whether the original signature holds for what is imported: `verified`, `invalid`, or `unverifiable`
-    (no account of that name here to hold the key). Citations are compared aside: their checks are redone."""
+    (no account of that name here to hold the key). Ids are compared aside (each import gives new ones, so
+    what is checked is the content and the shape of the links), citations too: their checks are redone."""
     signed = origin["_signed"]
     manifest = signed.get("manifest") or {}
 
-    def plain(d: dict) -> dict:
-        return {k: v for k, v in d.items() if k != "citations"}
+    def plain(d: dict) -> object:
+        return _links_aside({k: v for k, v in d.items() if k != "citations"})
 
     if manifest.get("kind") != kind or plain(manifest.get("data") or {}) != plain(data):
         return "invalid"

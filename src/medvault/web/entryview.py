@@ -140,6 +140,7 @@ def card(entry: dict) -> dict:
         "created_at": entry.get("created_at"),
         "signature_valid": entry.get("signature_valid", False),
         "verified": entry.get("verified", False),
+        "origin": entry.get("origin"),
         "fields": fields(entry),
     }
 
