@@ -35,6 +35,9 @@ app.add_typer(guard_app, name="guard")
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (env MEDVAULT_DATA_DIR).")]
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML settings file (env MEDVAULT_CONFIG).")]
 DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="sqlite:///… (default) or postgresql://…")]
+BlobUrl = Annotated[
+    str | None, typer.Option("--blob-url", help="s3://BUCKET[/PREFIX]?endpoint=… (env MEDVAULT_BLOB_URL).")
+]
 
 
 def fail(message: str) -> typer.Exit:
@@ -49,8 +52,10 @@ def _settings(data_dir: Path | None, config: Path | None, **flags) -> Settings:
         raise fail(str(exc)) from None
 
 
-def _open(data_dir: Path | None, config: Path | None = None, database_url: str | None = None) -> MedVault:
-    medvault = MedVault(_settings(data_dir, config, database_url=database_url))
+def _open(
+    data_dir: Path | None, config: Path | None = None, database_url: str | None = None, blob_url: str | None = None
+) -> MedVault:
+    medvault = MedVault(_settings(data_dir, config, database_url=database_url, blob_url=blob_url))
     try:
         medvault.check_initialised()
     except NotInitialised as exc:
@@ -299,12 +304,14 @@ def backup(
     data_dir: DataDir = None,
     config: ConfigFile = None,
     database_url: DatabaseUrl = None,
+    blob_url: BlobUrl = None,
 ) -> None:
-    """Write an encrypted, incremental snapshot (database, blobs, keys as stored) while the server runs."""
+    """Write an encrypted, incremental snapshot (database, blobs from the folder or the bucket, keys as stored)
+    while the server runs."""
     from medvault.backup import BackupError
     from medvault.backup.snapshot import take
 
-    medvault = _open(data_dir, config, database_url)
+    medvault = _open(data_dir, config, database_url, blob_url)
     started = time.monotonic()
     try:
         done = take(medvault.settings, to, recipient, _progress(quiet))
@@ -324,20 +331,21 @@ def restore(
     data_dir: DataDir = None,
     config: ConfigFile = None,
     database_url: DatabaseUrl = None,
+    blob_url: BlobUrl = None,
 ) -> None:
-    """Rebuild an empty data folder (and, for a PostgreSQL snapshot, an empty database) from the newest complete
-    snapshot, verifying every file first."""
+    """Rebuild an empty data folder (and, for a PostgreSQL snapshot, an empty database; with --blob-url, an empty
+    bucket) from the newest complete snapshot, verifying every file first."""
     from medvault.backup import BackupError
     from medvault.backup.restore import restore as restore_snapshot
 
-    settings = _settings(data_dir, config, database_url=database_url)
+    settings = _settings(data_dir, config, database_url=database_url, blob_url=blob_url)
     try:
         done = restore_snapshot(settings, source, identity, _progress(quiet))
     except BackupError as exc:
         raise fail(str(exc)) from None
     for name in done.skipped:
         typer.echo(f"medvault: skipped snapshot {name}: it has no manifest (unfinished, or removed)", err=True)
-    typer.echo(f"restored snapshot {done.snapshot} into {settings.data_dir}: {done.blobs} blobs verified")
+    typer.echo(f"restored snapshot {done.snapshot} into {settings.data_dir}{done.bucket}: {done.blobs} blobs verified")
 
 
 def main() -> None:

@@ -198,17 +198,3 @@ def test_unusable_store_stops_the_server_with_exit_code_2(s3, tmp_path):
         result = cli(data, "serve", "--https-port", str(free_port()), env=env, check=False)
         assert result.returncode == 2 and "blob store s3://" in result.stderr and says in result.stderr, result.stderr
         assert s3.secret_key not in result.stderr
-
-
-def test_backup_refuses_blobs_in_a_bucket(s3_server, tmp_path):
-    """`medvault backup` and `restore` with blob_url set refuse clearly (exit code 2) instead of half a backup."""
-    recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
-    args = ("--to", str(tmp_path / "bk"), "--recipient", recipient)
-    done = cli(s3_server.data_dir, "backup", *args, env=s3_server.env, check=False)
-    assert done.returncode == 2 and "S3-compatible storage" in done.stderr, done.stderr
-    assert not (tmp_path / "bk").exists()
-    identity = tmp_path / "id.txt"
-    identity.write_text("AGE-SECRET-KEY-1\n")
-    args = ("--from", str(tmp_path / "bk"), "--identity", str(identity))
-    back = cli(tmp_path / "new", "restore", *args, env=s3_server.env, check=False)
-    assert back.returncode == 2 and "unset blob_url" in back.stderr, back.stderr

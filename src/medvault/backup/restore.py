@@ -2,6 +2,9 @@
 
 Everything is assembled in a hidden sibling folder and renamed into place only when every SHA-256 in the
 (age-authenticated) manifest matched, so a refused or killed restore leaves the target as empty as it was.
+With `blob_url` the blobs go into that bucket instead, which must be empty (backup/stores.py): each one only
+once its bytes matched, and a refused restore deletes the ones it had put (a killed one leaves them, and the
+bucket must be emptied before the next try).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from medvault.backup import BackupError, pgdump
+from medvault.backup import BackupError, pgdump, stores
 from medvault.backup.ageio import decrypt, decrypt_bytes
-from medvault.backup.files import copy_verified, fsync_dir, fsync_dirs, sha256_file
+from medvault.backup.files import fsync_dir, fsync_dirs, sha256_file
 from medvault.backup.manifest import MANIFEST, STATE, Manifest
 from medvault.config import Settings
 
@@ -31,6 +34,7 @@ class RestoreResult:
     blobs: int
     total_bytes: int
     skipped: list[str]  # newer snapshots without a manifest (unfinished, or their manifest was removed)
+    bucket: str = ""  # " and s3://…" when the blobs went into a bucket
 
 
 def newest_snapshot(source: Path) -> tuple[Path, list[str]]:
@@ -65,19 +69,18 @@ def restore(
     progress: Callable[[int, int], Callable[[int], None]] | None = None,
 ) -> RestoreResult:
     data_dir = settings.data_dir
-    if settings.blob_url:
-        raise BackupError("restore puts the blobs into the data folder; unset blob_url")
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
         raise BackupError(f"{data_dir} is not empty: restore only into an empty or new folder")
     if not identity.is_file():
         raise BackupError(f"identity file {identity} does not exist")
+    stage = data_dir.parent / f".{data_dir.name}.restoring-{secrets.token_hex(4)}"
+    blobs = stores.target(settings, stage)  # a bucket that is not empty is refused before anything is read
     folder, skipped = newest_snapshot(source)
     manifest = Manifest.from_json(decrypt_bytes(identity, folder / MANIFEST))
     if manifest.snapshot != folder.name:
         raise BackupError(f"the manifest in {folder.name} belongs to another snapshot")
     if sha256_file(folder / STATE) != manifest.state_sha256:
         raise BackupError(f"{STATE} of {folder.name} does not match its manifest (changed or damaged)")
-    stage = data_dir.parent / f".{data_dir.name}.restoring-{secrets.token_hex(4)}"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     stage.mkdir(mode=0o700)
     try:
@@ -92,16 +95,19 @@ def restore(
                 else "this snapshot holds a SQLite database, restored into the data folder: unset database_url"
             )
         total = sum(size for size, _ in manifest.blobs.values())
-        tick = progress(len(manifest.blobs), total) if progress else None
-        dirs = {p for p in (stage, stage / "tls", stage / "blobs") if p.exists()}  # fsynced once, at the end
-        for name, (_size, digest) in sorted(manifest.blobs.items()):
+        tick = stores.serialised(blobs.workers, progress(len(manifest.blobs), total) if progress else (lambda _n: None))
+        dirs = {p for p in (stage, stage / "tls") if p.exists()}  # fsynced once, at the end
+        for name in manifest.blobs:
             if len(name) != 32 or not set(name) <= _HEX:
                 raise BackupError("the manifest names a blob that is not a blob")
-            blob = source / "blobs" / name[:2] / name
-            if not blob.exists():
+            if not (source / "blobs" / name[:2] / name).exists():
                 raise BackupError(f"blob {name} of the snapshot is missing from {source}")
-            copy_verified(blob, stage / "blobs" / name[:2] / name, expect=digest, progress=tick, dirs=dirs)
-        fsync_dirs(dirs | ({stage / "blobs"} if manifest.blobs else set()))
+
+        def put(name: str) -> None:
+            blobs.put(name, source / "blobs" / name[:2] / name, manifest.blobs[name][1], tick, dirs)
+
+        stores.each(blobs.workers, put, sorted(manifest.blobs))
+        fsync_dirs(dirs | ({stage / "blobs"} if (stage / "blobs").exists() else set()))
         if postgres:  # last, in one transaction: a refused file above leaves the database empty
             pgdump.restore(settings.database_url, stage / pgdump.DUMP)
             (stage / pgdump.DUMP).unlink()  # the plaintext dump has done its job
@@ -110,6 +116,8 @@ def restore(
         os.rename(stage, data_dir)
         fsync_dir(data_dir.parent)
     except BaseException:
+        blobs.discard()
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return RestoreResult(manifest.snapshot, len(manifest.blobs), total + manifest.state_size, skipped)
+    where = f" and {blobs.store.location}" if isinstance(blobs, stores.BucketBlobs) else ""
+    return RestoreResult(manifest.snapshot, len(manifest.blobs), total + manifest.state_size, skipped, where)

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from medvault.backup import BackupError, pgdump
+from medvault.backup import BackupError, pgdump, stores
 from medvault.backup.ageio import check_recipients, encrypt_bytes, encrypting
-from medvault.backup.files import copy_verified, fsync_dirs, publish, remove_parts, sha256_file
+from medvault.backup.files import fsync_dirs, publish, remove_parts, sha256_file, write_verified
 from medvault.backup.manifest import MANIFEST, STATE, Manifest
-from medvault.blobs.store import BlobStore
+from medvault.backup.stores import Source
 from medvault.config import Settings
 
 ATTEMPTS = 3
@@ -46,17 +46,6 @@ class BackupResult:
     copied: int
     copied_bytes: int
     total_bytes: int
-
-
-def local_blobs(settings: Settings) -> BlobStore:
-    """The data folder's blob store. Blobs in a bucket are refused, not half backed up: snapshots copy and
-    hash blobs as files (copy_file_range, sidecars), which a bucket does not have yet."""
-    if settings.blob_url:
-        raise BackupError(
-            "backups of blobs on S3-compatible storage (blob_url) are not supported yet: copy the bucket with its "
-            "own tools (versioning, replication or rclone) and back up the database and server.secret beside it"
-        )
-    return BlobStore(settings.data_dir / "blobs")
 
 
 def database_copier(settings: Settings) -> tuple[str, Callable[[Path], set[str]]]:
@@ -87,25 +76,38 @@ def _snapshot_database(live: Path, target: Path) -> set[str]:
 
 
 def _copy_blob(
-    store: BlobStore, dest: Path, name: str, progress: Callable[[int], None], dirs: set[Path]
+    source: Source, size: int, dest: Path, name: str, progress: Callable[[int], None], dirs: set[Path]
 ) -> tuple[int, str, bool]:
     """(size, sha256, copied?) of one blob in the destination; copies it unless it is already there."""
     target = dest / "blobs" / name[:2] / name
     sidecar = target.with_name(name + ".sha256")
-    source = store.path(name)
-    size = source.stat().st_size
     if target.exists() and target.stat().st_size == size and sidecar.exists():
         digest = sidecar.read_text().strip()
         if _SHA256.fullmatch(digest):
             progress(size)
             return size, digest, False
-    digest = copy_verified(source, target, progress=progress, dirs=dirs)
+    digest = write_verified(lambda tmp: source.fetch(name, tmp), name, target, progress=progress, dirs=dirs)
     # The sidecar is not fsynced: one lost or emptied by a crash fails the check above and the blob, which
     # was fsynced before it got its name, is simply copied again by the next run.
     tmp = sidecar.with_name(sidecar.name + ".part")
     tmp.write_text(digest + "\n")
     tmp.replace(sidecar)
     return size, digest, True
+
+
+def _copy_blobs(
+    blobs: Source,
+    names: set[str],
+    dest: Path,
+    progress: Callable[[int, int], Callable[[int], None]] | None,
+    dirs: set[Path],
+) -> list[tuple[str, int, str, bool]]:
+    """(name, size, sha256, copied?) of every blob `names` holds, `blobs.workers` at a time."""
+    sizes = blobs.sizes(names)
+    tick = stores.serialised(
+        blobs.workers, progress(len(names), sum(sizes.values())) if progress else (lambda _n: None)
+    )
+    return stores.each(blobs.workers, lambda n: (n, *_copy_blob(blobs, sizes[n], dest, n, tick, dirs)), sorted(names))
 
 
 def take(
@@ -115,13 +117,13 @@ def take(
     progress: Callable[[int, int], Callable[[int], None]] | None = None,
 ) -> BackupResult:
     """Write one snapshot of `settings.data_dir` into `dest`; `progress(count, bytes)` makes a per-byte tick."""
-    store = local_blobs(settings)
     check_recipients(recipients)
+    blobs = stores.source(settings)
     database = database_copier(settings)
     (dest / "snapshots").mkdir(parents=True, exist_ok=True)
     (dest / "blobs").mkdir(exist_ok=True)
     with _exclusive(dest):
-        return _write(settings, store, database, dest, recipients, progress)
+        return _write(settings, blobs, database, dest, recipients, progress)
 
 
 @contextmanager
@@ -165,7 +167,7 @@ def _stage(data_dir: Path) -> Iterator[str]:
 
 def _write(
     settings: Settings,
-    store: BlobStore,
+    blobs: Source,
     database: tuple[str, Callable[[Path], set[str]]],
     dest: Path,
     recipients: list[str],
@@ -185,10 +187,7 @@ def _write(
             names = copy_database(db_copy)
             manifest = Manifest(snapshot, datetime.now(UTC).timestamp(), "", 0)
             try:
-                total = sum(store.path(n).stat().st_size for n in names)
-                tick = progress(len(names), total) if progress else (lambda _n: None)
-                for name in sorted(names):
-                    size, digest, copied_now = _copy_blob(store, dest, name, tick, dirs)
+                for name, size, digest, copied_now in _copy_blobs(blobs, names, dest, progress, dirs):
                     manifest.blobs[name] = (size, digest)
                     if copied_now:
                         fresh[name] = size
@@ -197,8 +196,8 @@ def _write(
             break
         else:
             raise BackupError(
-                "a blob the database names is missing from the data folder (records deleted during the backup, "
-                "or a damaged data folder): try again"
+                "a blob the database names is missing from the blob store (records deleted during the backup, "
+                "or a damaged data folder or bucket): try again"
             )
         fsync_dirs(dirs)
         copied = sum(1 for n in names if n in fresh)
@@ -220,4 +219,10 @@ def _write(
             shutil.rmtree(folder, ignore_errors=True)  # why: an unfinished snapshot is never restored anyway
             raise
     publish(folder / (MANIFEST + ".part"), folder / MANIFEST)  # last: only now does the snapshot count
-    return BackupResult(snapshot, len(names), copied, copied_bytes, total + manifest.state_size)
+    return BackupResult(
+        snapshot,
+        len(names),
+        copied,
+        copied_bytes,
+        sum(size for size, _ in manifest.blobs.values()) + manifest.state_size,
+    )
