@@ -119,3 +119,24 @@ def _tamper_and_recompute(server) -> None:
             db.execute("UPDATE audit SET entry_hash = ? WHERE seq = ?", (prev, seq))
     broken = cli(server.data_dir, "audit", "verify", check=False)
     assert broken.returncode == 1 and "differ from what checkpointed signed" in broken.stdout
+
+
+def test_every_command_prints_its_help():
+    """Each command's --help renders (help texts are Rich markup: a stray "[/X]" breaks the page at run time)."""
+    import click
+    import typer.main
+    from typer.testing import CliRunner
+
+    from medvault.cli import app
+
+    def paths(command: click.Command, prefix: list[str]):
+        yield prefix
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from paths(sub, [*prefix, name])
+
+    runner = CliRunner()
+    found = list(paths(typer.main.get_command(app), []))
+    assert ["restore"] in found and ["backup"] in found and len(found) > 10
+    for path in found:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output, result.exception)

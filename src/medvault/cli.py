@@ -36,7 +36,7 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (e
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML settings file (env MEDVAULT_CONFIG).")]
 DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="sqlite:///… (default) or postgresql://…")]
 BlobUrl = Annotated[
-    str | None, typer.Option("--blob-url", help="s3://BUCKET[/PREFIX]?endpoint=… (env MEDVAULT_BLOB_URL).")
+    str | None, typer.Option("--blob-url", help="s3://BUCKET/PREFIX?endpoint=… (env MEDVAULT_BLOB_URL).")
 ]
 
 
