@@ -15,19 +15,10 @@ from fhir.resources.R4B.bundle import Bundle
 
 from medvault.mar.fhirreview import ENTRY_DATA, REVIEW_KINDS
 from tests.mar.test_fhir_typed import schema_errors
-from tests.support import Server, add_entry, upload
+from tests.support import add_entry, upload
 
 REPORT = b"Police report 2024-03-15.\nWitness Ann Lee: the red car ran the light at 9 pm.\n"
 ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("review") / "data")
-    srv.init()
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

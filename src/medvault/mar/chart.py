@@ -157,6 +157,11 @@ class ChartRecord:
 STATEMENT_DERIVED = ("text", "text_available", "truncated")  # what a statement from a record keeps of it
 
 
+def from_record(kind: str, data: dict) -> bool:
+    """Whether an entry is a statement read from a record (which keeps the record's text, `statement_text`)."""
+    return kind == "statement" and "record" in data
+
+
 def statement_text(found: Pages | None, source: dict) -> dict:
     """What a statement read from a record keeps: the text of the record, or of its chosen pages (a police
     report holds several witnesses); pages beyond the document are refused."""
@@ -474,7 +479,7 @@ class Chart:
             bad = sorted(eid for eid, kinds in links.items() if found.get(eid) not in kinds)
             if bad:
                 raise ChartError(f"Linked entr(y/ies) not found in this chart or of the wrong kind: {', '.join(bad)}")
-        if kind == "statement" and "record" in clean:
+        if from_record(kind, clean):
             source = {"record": clean["record"], **({"pages": clean["pages"]} if "pages" in clean else {})}
             clean.update(self._statement_text(desk, source))
             if source not in clean["citations"]:

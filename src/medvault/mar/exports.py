@@ -41,7 +41,7 @@ from sqlalchemy import Engine, insert, or_, select
 from medvault.crypto.keyring import PrivateKeys
 from medvault.db.schema import chart_entries, record_keys, records, shares, users
 from medvault.mar import fhirreview, quotes, recordtext, summarydoc
-from medvault.mar.chart import STATEMENT_DERIVED, Desk, seal_entry, statement_text
+from medvault.mar.chart import STATEMENT_DERIVED, Desk, from_record, seal_entry, statement_text
 from medvault.mar.entries import ChartError, entry_links, validate
 from medvault.mar.fhir import ExportedRecord, FhirError, Person, chart_bundle, summary_bundle
 from medvault.mar.fhirimport import placeholder, read_chart
@@ -186,11 +186,11 @@ def _fingerprint(kind: str, data: dict) -> str:
 
 
 def _checked_review(found) -> list[tuple[str, str, dict]]:
-    """The Bundle's review entries checked as typed-in entries are, records named by placeholder (see `cite`)."""
+    """The Bundle's review entries checked as typed-in entries are, records named by `placeholder`."""
     placeholders = {old: placeholder(n) for n, old in enumerate(found.document_ids) if old}
     out = []
     for old, kind, data in found.review.entries:
-        if kind == "statement" and "record" in data:  # what it kept of its record is read again from the file
+        if from_record(kind, data):  # what it kept of its record is read again from the file
             data = {k: v for k, v in data.items() if k not in STATEMENT_DERIVED}
         try:
             out.append((old, kind, validate(kind, fhirreview.remap(data, placeholders))))
@@ -355,7 +355,7 @@ class Exports:
             for data in [*found.occurrences, *(d for _, _, d in reviews)]
             for c in data.get("citations", [])
             if quotes.needs_text(c)
-        } | {data["record"] for _, kind, data in reviews if kind == "statement" and "record" in data}
+        } | {data["record"] for _, kind, data in reviews if from_record(kind, data)}
         texts: dict[str, Pages | None] = {}
         try:
             for n, imported in enumerate(found.records):
@@ -379,7 +379,7 @@ class Exports:
             for data in [*found.occurrences, *(d for _, _, d in reviews)]:  # quotes checked as when typed in
                 quotes.check(data.get("citations", []), texts.get)
             for _, kind, data in reviews:
-                if kind == "statement" and "record" in data:
+                if from_record(kind, data):
                     data.update(statement_text(texts.get(data["record"]), data))
             readers = [more_readers(u.metadata) if more_readers is not None else [] for u in uploads]
             occurrences = [

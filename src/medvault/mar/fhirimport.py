@@ -114,12 +114,6 @@ def placeholder(n: int) -> str:
     return str(uuid.UUID(int=n))
 
 
-def cite(occurrence: dict, record_ids: list[str]) -> dict:
-    """The occurrence with its placeholders replaced by the ids of the records made, in DocumentReference order."""
-    real = {placeholder(n): rid for n, rid in enumerate(record_ids)}
-    return {**occurrence, "citations": [{**c, "record": real[c["record"]]} for c in occurrence["citations"]]}
-
-
 def validation_message(exc: Exception) -> str:
     """A pydantic ValidationError as `path: problem` lines, without echoing the (possibly huge) input."""
     errors = getattr(exc, "errors", None)
@@ -471,5 +465,5 @@ def read_chart(data: object, max_records: int = MAX_RECORDS) -> ImportedChart:
 
 
 def _provenance_kept(resource: dict, origins: dict[str, dict]) -> bool:
-    targets = [(t.get("reference") or "").removeprefix("urn:uuid:") for t in resource.get("target") or []]
+    targets = [fhirreview.target_id(t.get("reference") or "") for t in resource.get("target") or []]
     return bool(targets) and all(t in origins for t in targets)

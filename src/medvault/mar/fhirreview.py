@@ -91,7 +91,7 @@ class ImportedReview:
     origins: dict[str, dict]
 
 
-def _target_id(reference: str) -> str:
+def target_id(reference: str) -> str:
     return reference.removeprefix("urn:uuid:").rsplit("/", 1)[-1]
 
 
@@ -139,7 +139,7 @@ def read(resources_: list[tuple[int, dict]], resolve: Callable[[dict], dict | No
         except (ValueError, TypeError, KeyError):
             raise FhirError(f"entry[{n}] Provenance: its signature data is not a signed entry") from None
         for target in res.get("target") or []:
-            old = _target_id(target.get("reference") or "")
+            old = target_id(target.get("reference") or "")
             origins[old] = {
                 "author": author[0],
                 "author_id": str(manifest.get("author_id", "")),
