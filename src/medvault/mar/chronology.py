@@ -24,10 +24,10 @@ import datetime as dt
 import io
 from collections import defaultdict
 
-from medvault.mar import quotes
+from medvault.mar import professionals, quotes
 from medvault.mar.chart import Chart, Desk
 from medvault.mar.entries import OCCURRENCE_TYPES, ChartError, check_date, first_day, last_day
-from medvault.mar.professionals import identify, identities
+from medvault.mar.professionals import identify
 
 FIELDS = {"patient", "types", "provider", "facility", "from", "to", "incident", "gap_days"}
 
@@ -49,7 +49,7 @@ class Query:
             if body.get(key) is not None and (not isinstance(body[key], str) or len(body[key]) > 200):
                 raise ChartError(f"{key!r} must be text of at most 200 characters")
         self.provider, self.facility = _fold(body.get("provider")), _fold(body.get("facility"))
-        self.people: dict[str, str] = {}  # professionals.identities: a provider is found under any of their names
+        self.people: dict[str, str] = {}  # professionals.of_chart: a provider is found under any of their names
         self.start = first_day(check_date(body["from"], "'from'", allow_future=True)) if body.get("from") else None
         self.end = last_day(check_date(body["to"], "'to'", allow_future=True)) if body.get("to") else None
         if self.start and self.end and self.start > self.end:
@@ -157,11 +157,10 @@ class _Documents:
 
 def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
     query = Query(body)
-    every = [e for e in chart.entries(desk, kinds=("occurrence", "proposal", "merge")) if "data" in e]
+    every = [e for e in chart.entries(desk, kinds=professionals.KINDS) if "data" in e]
     records = chart.records(desk)
     docs = _Documents(records, chart.same_documents(desk))
-    names = [*_provider_names(every, records), *([body["provider"]] if query.provider else [])]  # the filter too
-    query.people = identities(names, [e for e in every if e["kind"] == "merge"])
+    query.people = professionals.of_chart(every, records, [body["provider"]] if query.provider else [])  # the filter's
     mine = [e for e in every if e["kind"] == "proposal" and (e["author"] == desk.reader or desk.role == "patient")]
     every = [e for e in every if e["kind"] == "occurrence"]
     occurrences = [
@@ -194,12 +193,6 @@ def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
 
 def _record(item: dict) -> str:
     return item["record"]
-
-
-def _provider_names(entries: list[dict], records: list) -> list[str]:
-    names = [n for e in entries if e["kind"] == "occurrence" for n in e["data"].get("providers", [])]
-    names += [n for e in entries if e["kind"] == "proposal" for n in e["data"]["fields"].get("providers", [])]
-    return names + [n for r in records for n in r.metadata.get("provider") or []]
 
 
 def _proposed(query: Query, proposals: list[dict]) -> list[dict]:

@@ -9,19 +9,27 @@ whose given names agree as far as both are known ("R. Chen" when there are a Rob
 `merge` entry records the user's decision (same / different), which overrides the automatic grouping, and a
 decided pair is not suggested again.
 
-The groups are applied wherever names are compared or shown (`identities`): the chronology's provider filter
-and its listed providers, the FHIR export (one Practitioner per person), and the search's provider filter.
+The groups are applied wherever names are compared or shown, all through `of_chart` (a chart's names and its
+merges): the chronology's provider filter and its listed providers, the FHIR export (one Practitioner per
+person), the search's provider filter and groups (each record under its own chart's merges: `for_search`), and
+the witnesses and people compared side by side in statements.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 
-from medvault.mar.chart import Chart, Desk
+from medvault.auth.sessions import Session
+from medvault.mar.chart import Chart, ChartRecord, Desk
+from medvault.mar.entries import ChartError
 
 TITLES = {"dr", "doctor", "prof", "professor", "mr", "mrs", "ms", "miss", "mx", "sir", "dame"}
+TITLES |= {"officer", "ofc", "sgt", "sergeant", "det", "detective", "constable", "deputy", "trooper", "nurse"}
+KINDS = ("occurrence", "proposal", "merge")  # the entries that name professionals or decide who is who
 PROFESSIONS = {
     "md": "physician",
     "do": "physician",
@@ -211,6 +219,32 @@ def identities(names: list[str], entries: list[dict]) -> dict[str, str]:
         members.sort(key=lambda m: (m not in canonical, m))
         mapping.update({m: people[members[0]] for m in members})
     return mapping
+
+
+def of_chart(entries: list[dict], records: Iterable[ChartRecord] = (), names: Iterable[str] = ()) -> dict[str, str]:
+    """`identities` in one chart: the providers its `records`, occurrences and proposals name, and `names` (a
+    filter's, a witness's), under the chart's merge entries. Every view of a chart asks this, so a name is the
+    same person wherever it appears."""
+    named = [n for e in entries if e["kind"] == "occurrence" for n in e["data"].get("providers", [])]
+    named += [n for e in entries if e["kind"] == "proposal" for n in e["data"]["fields"].get("providers", [])]
+    named += [n for r in records for n in r.metadata.get("provider") or []]
+    return identities([*named, *names], [e for e in entries if e["kind"] == "merge"])
+
+
+def for_search(chart: Chart, session: Session) -> Callable[[str, list[str]], Callable[[str], str]]:
+    """`people(patient_id, names)` for a search: who each of `names` is (the providers of that patient's records
+    in the reader's index, and the filter's) in that patient's chart. A chart the reader cannot open (not opened
+    by the patient yet) has no merges to read: its names keep only the automatic grouping."""
+
+    def people(patient_id: str, names: list[str]) -> Callable[[str], str]:
+        try:
+            desk = chart.desk_for_patient_id(session, patient_id)
+        except ChartError:
+            return functools.partial(identify, identities(names, []))
+        entries = [e for e in chart.entries(desk, kinds=KINDS) if "data" in e]
+        return functools.partial(identify, of_chart(entries, names=names))
+
+    return people
 
 
 def identify(mapping: dict[str, str], name: str) -> str:

@@ -8,6 +8,11 @@ are always filtered by the live set of usable keys, so a deleted record or a rev
 
 Confidentiality: `very-restricted` records are found by their owner, and by a specialist only when the
 patient shared that record explicitly (a share of chosen records), never through a chart share.
+
+Professionals: given `people` (professionals.for_search), the provider filter finds a record under any name of
+the person, and groups by provider count each person once, as the chart each record belongs to decides (its
+automatic grouping and saved merges): a specialist's index spans several patients, and a merge in one chart
+changes nothing for another's records. Each chart is asked once per search, only for those two uses.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from medvault.crypto import CryptoError
 from medvault.crypto.envelope import canonical_json
 from medvault.crypto.keyring import open_sealed, seal
 from medvault.crypto.passwords import derive_subkey
-from medvault.db.schema import record_keys, sessions, shares
+from medvault.db.schema import record_keys, records, sessions, shares
 from medvault.mar import recordtext
 from medvault.mar.index import (
     COLUMNS,
@@ -58,6 +63,9 @@ KEYS = (*FIELDS, "from", "to", "q", "custom", "tags", "confidentiality", "sort",
 MAX_LIMIT = 200
 MAX_SESSIONS = 32
 MAX_CACHED_ROWS = 1_000_000
+
+People = Callable[[str, list[str]], Callable[[str], str]]  # (patient id, names) -> who each name is, there
+Who = dict[str, Callable[[str], str]]  # patient id -> who a name is in their chart
 
 
 class BadQuery(VaultError):
@@ -347,11 +355,42 @@ class ReaderIndex:
 
     # The query itself.
 
-    def matching(self, query: Query) -> set[int]:
+    def by_chart(self) -> dict[str, dict[object, set[int]]]:
+        """Each chart's (its patient's) providers, with the visible rows naming them; `derived["owners"]` (record
+        id -> patient) is set by the search first."""
+        if "by_chart" not in self.derived:
+            index, _ = self.postings("provider")
+            ids, owners = self.cols["id"], self.derived["owners"]
+            charts: dict[str, dict[object, set[int]]] = {}
+            for value, rows in index.items():
+                for i in rows & self.visible:
+                    charts.setdefault(owners.get(ids[i], ""), {}).setdefault(value, set()).add(i)
+            self.derived["by_chart"] = charts
+        return self.derived["by_chart"]
+
+    def persons(self, who: Who) -> dict[tuple[str, str], tuple[str, set[int]]]:
+        """(patient, a person of their chart, normalised) -> their name and the visible rows naming them; `who`
+        says, per patient, who a name is in that chart (see `Search.search`)."""
+        _, shown = self.postings("provider")
+        found: dict[tuple[str, str], tuple[str, set[int]]] = {}
+        for patient, named in self.by_chart().items():
+            spelled = {normalise(shown[v]) for v in named}
+            for value, rows in named.items():
+                person = who[patient](shown[value])
+                label = person if normalise(person) in spelled else shown[value]  # not the filter's spelling
+                found.setdefault((patient, normalise(person)), (label, set()))[1].update(rows)
+        return found
+
+    def matching(self, query: Query, who: Who | None = None) -> set[int]:
         sets: list[set[int]] = [self.visible]
         for name, values in query.fields.items():
             index, _ = self.postings(name)
-            sets.append(set().union(*(index.get(v, ()) for v in values)))
+            found = set().union(*(index.get(v, ()) for v in values))
+            if name == "provider" and who is not None:  # and under the person's other names, chart by chart
+                persons = self.persons(who)
+                for key in {(p, normalise(one(v))) for p, one in who.items() for v in values} & persons.keys():
+                    found |= persons[key][1]
+            sets.append(found)
         for name, value in query.custom.items():
             index, _ = self.postings("custom." + name)
             sets.append(index.get(value, set()))
@@ -406,8 +445,13 @@ class ReaderIndex:
         chosen = chosen[: query.limit]
         return chosen, key(chosen[-1])
 
-    def groups(self, name: str, matches: set[int]) -> dict[str, int]:
+    def groups(self, name: str, matches: set[int], who: Who | None = None) -> dict[str, int]:
         index, shown = self.postings(name)
+        if name == "provider" and who is not None:  # one group per person, named as their chart names them
+            index, shown = {}, {}
+            for (_, key), (person, rows) in self.persons(who).items():
+                index.setdefault(key, set()).update(rows)
+                shown.setdefault(key, person)
         counts = {shown[v]: len(rows & matches) for v, rows in index.items()}  # CPython walks the smaller set
         return {k: n for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n}
 
@@ -632,14 +676,17 @@ class Search:
             pos, visible = entry.pos, entry.visible
             return entry.items(pos[rid] for rid in record_ids if pos.get(rid) in visible)
 
-    def search(self, session: Session, data: dict) -> dict:
+    def search(self, session: Session, data: dict, people: People | None = None) -> dict:
         query = parse_query(data)
         after = self._open_cursor(query, session) if query.cursor else None
         self.sweep()
         entry = self._entry(session)
         with entry.lock:
             self.refresh(entry, session)
-            matches = entry.matching(query)
+            who = None
+            if people is not None and ("provider" in query.fields or query.group == "provider"):
+                who = self._who(entry, people, query.fields.get("provider", []))
+            matches = entry.matching(query, who)
             chosen, next_key = entry.page(query, matches, after)
             result = {
                 "items": self._vault.mark_superseded([entry.item(i) for i in chosen]),
@@ -647,8 +694,20 @@ class Search:
                 "total": len(matches),
             }
             if query.group is not None:
-                result["groups"] = entry.groups(query.group, matches)
+                result["groups"] = entry.groups(query.group, matches, who)
         return result
+
+    def _who(self, entry: ReaderIndex, people: People, named: list[str]) -> Who:
+        """Per patient whose records the index holds: who a provider's name (or a filter's) is in their chart."""
+        if "owners" not in entry.derived:
+            with self._engine.connect() as conn:
+                owned = select(records.c.id, records.c.owner_id).join(
+                    record_keys, record_keys.c.record_id == records.c.id
+                )
+                mine = owned.where(record_keys.c.reader_id == entry.user_id)
+                entry.derived["owners"] = dict(conn.execute(mine).all())
+        _, shown = entry.postings("provider")
+        return {p: people(p, [*(shown[v] for v in values), *named]) for p, values in entry.by_chart().items()}
 
     # Cursors: sealed under a server subkey and bound to the user and to this query.
 

@@ -5,8 +5,11 @@ each say, where, how fast, who was there". Each statement's text is read with a 
 witness statements of accidents and falls name, and each fact is laid out side by side, one column per
 statement, marked as agreeing (every statement that names it says the same), differing, or named by one
 only. Values are normalised where the same thing is written several ways ("9pm", "9:00 p.m.", "21:00" are all
-21:00; "30 mph" and "48 km/h" are kept as said, with their unit). The patterns find candidates; the reader
-decides, and marks agreements and contradictions as entries (mar/statements.py).
+21:00; "30 mph" and "48 km/h" are kept as said, with their unit). People named with a title ("Officer Jane
+Ruiz", "Ofc. J. Ruiz") are "who" as the chart's identities say (`who`, from mar/professionals.py), so two
+spellings of one person agree; the statement's own witness is left out, and so is a role word that is part of
+a name. The patterns find candidates; the reader decides, and marks agreements and contradictions as entries
+(mar/statements.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ _PERSON = re.compile(
     r"bystander|child|woman|man|boy|girl)s?\b",
     re.I,
 )
+_TITLE = r"(?:Officer|Ofc|Sergeant|Sgt|Detective|Det|Constable|Doctor|Dr|Nurse|Paramedic|Mrs|Mr|Ms|Mx)\b\.?"
+_NAMED = re.compile(rf"\b{_TITLE}\s+(?:[A-Z]\.\s?|[A-Z][a-z'-]+\s+){{0,2}}[A-Z][a-z'-]+")
 _LIGHT = re.compile(
     r"\b(red|amber|yellow|green)\s+(?:traffic\s+)?light\b|\blights?\b[^.]{0,20}?\b(?:was|were|turned)\s+"
     r"(red|amber|yellow|green)\b",
@@ -62,22 +67,48 @@ FACTS: tuple[tuple[str, re.Pattern, Callable[[re.Match], str]], ...] = (
     ("place", _PLACE, _words),
     ("speed", _SPEED, _speed),
     ("vehicle", _VEHICLE, _words),
-    ("who", _PERSON, lambda m: m[1].lower()),
     ("traffic light", _LIGHT, _light),
 )
+ORDER = ("time", "place", "speed", "vehicle", "who", "traffic light")
 
 
-def facts(text: str) -> dict[str, list[str]]:
-    """Each fact's values in the order the statement first names them, once each."""
-    return {name: list(dict.fromkeys(read(m) for m in pattern.finditer(text))) for name, pattern, read in FACTS}
+def _as_written(name: str) -> str:
+    return " ".join(name.split())
 
 
-def side_by_side(texts: dict[str, str]) -> list[dict]:
+def names(text: str) -> list[str]:
+    """The people a statement names with a title, as written."""
+    return [_as_written(m.group()) for m in _NAMED.finditer(text)]
+
+
+def _people(text: str, who: Callable[[str], str], witness: str | None) -> list[str]:
+    named = [(m.start(), m.end(), who(_as_written(m.group()))) for m in _NAMED.finditer(text)]
+    author = who(witness) if witness else None
+    found = [(start, person) for start, _, person in named if person != author]
+    found += [
+        (m.start(), m[1].lower())
+        for m in _PERSON.finditer(text)
+        if not any(start <= m.start() < end for start, end, _ in named)
+    ]
+    return [person for _, person in sorted(found)]
+
+
+def facts(text: str, who: Callable[[str], str] = _as_written, witness: str | None = None) -> dict[str, list[str]]:
+    """Each fact's values in the order the statement first names them, once each; `who` says who a named person
+    is, and `witness` is who gave the statement."""
+    found = {name: [read(m) for m in pattern.finditer(text)] for name, pattern, read in FACTS}
+    found["who"] = _people(text, who, witness)
+    return {name: list(dict.fromkeys(found[name])) for name in ORDER}
+
+
+def side_by_side(
+    texts: dict[str, str], who: Callable[[str], str] = _as_written, witnesses: dict[str, str] | None = None
+) -> list[dict]:
     """`[{"fact", "values": {statement id: [values]}, "status"}]` for each fact some statement names; status is
     `agree` (all that name it say the same and at least two do), `differ`, or `one` (only one names it)."""
-    found = {sid: facts(text) for sid, text in texts.items()}
+    found = {sid: facts(text, who, (witnesses or {}).get(sid)) for sid, text in texts.items()}
     rows = []
-    for name, _, _ in FACTS:
+    for name in ORDER:
         values = {sid: f[name] for sid, f in found.items()}
         naming = [set(v) for v in values.values() if v]
         if not naming:

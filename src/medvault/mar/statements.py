@@ -3,7 +3,10 @@
 A statement read from a record carries that record's text, taken when the statement was written: a text
 file's, or a PDF's pages, all of them or the ones chosen (a police report holds several witnesses;
 mar/recordtext.py). A scan without a text layer has none and cannot be compared. The facts each names (time,
-place, speed, vehicle, who, the traffic light: mar/statementfacts.py) are laid out side by side first.
+place, speed, vehicle, who, the traffic light: mar/statementfacts.py) are laid out side by side first. Witnesses
+and the people named are who the chart's identities say (mar/professionals.py: automatic grouping and saved
+merges), so "Ofc. J. Ruiz" and "Officer Jane Ruiz", merged, are one person: `witnesses` gives each statement's
+witness under that person's name.
 
 Words are whitespace-separated tokens compared exactly (`difflib.SequenceMatcher`, no junk heuristic), so a
 changed time ("9pm" / "11pm") or place shows as a `replace` segment. Agreements and contradictions are
@@ -13,12 +16,14 @@ changed time ("9pm" / "11pm") or place shows as a `replace` segment. Agreements 
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import re
 
+from medvault.mar import professionals
 from medvault.mar.chart import Chart, Desk
 from medvault.mar.entries import ChartError, canonical_id
-from medvault.mar.statementfacts import side_by_side
+from medvault.mar.statementfacts import names, side_by_side
 
 MAX_STATEMENTS = 5
 MAX_WORDS = 20_000
@@ -41,7 +46,8 @@ def compare(chart: Chart, desk: Desk, ids: object) -> dict:
     wanted = list(dict.fromkeys(canonical_id(i, "'statements' item") for i in ids))
     if len(wanted) < 2:
         raise ChartError("compare at least two different statements")
-    found = {e["id"]: e for e in chart.entries(desk, kinds=("statement",), ids=wanted) if "data" in e}
+    every = [e for e in chart.entries(desk) if "data" in e]
+    found = {e["id"]: e for e in every if e["kind"] == "statement" and e["id"] in wanted}
     missing = [i for i in wanted if i not in found]
     if missing:
         raise ChartError(f"Statement(s) not found in this chart: {', '.join(missing)}", 404)
@@ -54,13 +60,18 @@ def compare(chart: Chart, desk: Desk, ids: object) -> dict:
     for a, b in itertools.combinations(wanted, 2):
         segments, similarity = diff(found[a]["data"]["text"], found[b]["data"]["text"])
         pairs.append({"a": a, "b": b, "similarity": similarity, "segments": segments})
-    marks = [
-        m
-        for m in chart.entries(desk, kinds=("mark",))
-        if "data" in m and len(set(m["data"]["statements"]) & set(wanted)) >= 2
-    ]
-    facts = side_by_side({i: found[i]["data"]["text"] for i in wanted})
-    return {"statements": [found[i] for i in wanted], "facts": facts, "pairs": pairs, "marks": marks}
+    marks = [m for m in every if m["kind"] == "mark" and len(set(m["data"]["statements"]) & set(wanted)) >= 2]
+    texts = {i: found[i]["data"]["text"] for i in wanted}
+    witnesses = {i: found[i]["data"]["witness"] for i in wanted}
+    named = [*witnesses.values(), *(n for text in texts.values() for n in names(text))]
+    who = functools.partial(professionals.identify, professionals.of_chart(every, chart.records(desk), named))
+    return {
+        "statements": [found[i] for i in wanted],
+        "witnesses": {i: who(w) for i, w in witnesses.items()},
+        "facts": side_by_side(texts, who, witnesses),
+        "pairs": pairs,
+        "marks": marks,
+    }
 
 
 def checklist(chart: Chart, desk: Desk) -> dict:

@@ -118,7 +118,7 @@ def _patient(request: Request, session: Session) -> Person:
 
 def review_for(request: Request, session: Session, patient: Person) -> tuple[list[Authored], dict[str, str]]:
     """The chart's entries for the export (occurrences and the review, each with its signed form and author),
-    and who is who among the professionals (professionals.identities: saved merges, automatic groups).
+    and who is who among the professionals (professionals.of_chart: saved merges, automatic groups).
 
     Only entries that open and verify are exported. A specialist whose patient has not opened the chart yet
     (no chart key for them: 409 from the chart) gets the records without entries.
@@ -139,10 +139,7 @@ def review_for(request: Request, session: Session, patient: Person) -> tuple[lis
         if author_id not in people:
             people[author_id] = medvault.exports.person(author_id)
         authored.append(fhirreview.Authored(entry, form, people[author_id]))
-    names = [n for e, _ in signed if e["kind"] == "occurrence" for n in e["data"].get("providers", [])]
-    names += [n for r in chart.records(desk) for n in r.metadata.get("provider") or []]
-    merges = [e for e, _ in signed if e["kind"] == "merge"]
-    return authored, professionals.identities(names, merges)
+    return authored, professionals.of_chart([e for e, _ in signed], chart.records(desk))
 
 
 async def export_fhir(request: Request) -> Response:

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from medvault.mar import professionals
 from medvault.web.api import json_body
 from medvault.web.security import check_csrf, require_session, vault_of
 
@@ -16,7 +17,9 @@ async def search(request: Request) -> Response:
     session = require_session(request, roles=("patient", "specialist"))
     check_csrf(request, session)  # no state changes, but a cross-site page must not make us do the work
     data = await json_body(request)
-    result = await run_in_threadpool(vault_of(request).search.search, session, data)
+    medvault = vault_of(request)
+    people = professionals.for_search(medvault.chart, session)
+    result = await run_in_threadpool(medvault.search.search, session, data, people)
     return JSONResponse(result)
 
 
