@@ -334,7 +334,8 @@ def restore(
     blob_url: BlobUrl = None,
 ) -> None:
     """Rebuild an empty data folder (and, for a PostgreSQL snapshot, an empty database; with --blob-url, an empty
-    bucket) from the newest complete snapshot, verifying every file first."""
+    bucket, or one an interrupted restore of the same snapshot left) from the newest complete snapshot, verifying
+    every file first."""
     from medvault.backup import BackupError
     from medvault.backup.restore import restore as restore_snapshot
 
@@ -345,7 +346,10 @@ def restore(
         raise fail(str(exc)) from None
     for name in done.skipped:
         typer.echo(f"medvault: skipped snapshot {name}: it has no manifest (unfinished, or removed)", err=True)
-    typer.echo(f"restored snapshot {done.snapshot} into {settings.data_dir}{done.bucket}: {done.blobs} blobs verified")
+    resumed = f" ({done.resumed} already put by an interrupted restore, read back)" if done.resumed else ""
+    typer.echo(
+        f"restored snapshot {done.snapshot} into {settings.data_dir}{done.bucket}: {done.blobs} blobs verified{resumed}"
+    )
 
 
 def main() -> None:

@@ -1,10 +1,13 @@
 """`medvault restore`: rebuild an empty data folder from the newest complete snapshot, verifying every file.
 
 Everything is assembled in a hidden sibling folder and renamed into place only when every SHA-256 in the
-(age-authenticated) manifest matched, so a refused or killed restore leaves the target as empty as it was.
-With `blob_url` the blobs go into that bucket instead, which must be empty (backup/stores.py): each one only
-once its bytes matched, and a refused restore deletes the ones it had put (a killed one leaves them, and the
-bucket must be emptied before the next try).
+(age-authenticated) manifest matched, so a refused or killed restore leaves the target as empty as it was, and
+the next try starts afresh. With `blob_url` the blobs go into that bucket instead, which must be empty
+(backup/stores.py): each one only once its bytes matched, and a refused restore deletes the ones it had put.
+A killed one leaves them beside its journal (backup/journal.py): the next try of the same snapshot keeps those
+that hash to the manifest and puts the rest. On PostgreSQL the dump is loaded last, in one transaction, so a
+killed restore leaves that database empty too (killed in the instant after it committed and before the rename,
+the next try is refused: the database is not empty).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class RestoreResult:
     total_bytes: int
     skipped: list[str]  # newer snapshots without a manifest (unfinished, or their manifest was removed)
     bucket: str = ""  # " and s3://…" when the blobs went into a bucket
+    resumed: int = 0  # blobs an interrupted restore had put into the bucket, verified and kept
 
 
 def newest_snapshot(source: Path) -> tuple[Path, list[str]]:
@@ -79,6 +83,7 @@ def restore(
     manifest = Manifest.from_json(decrypt_bytes(identity, folder / MANIFEST))
     if manifest.snapshot != folder.name:
         raise BackupError(f"the manifest in {folder.name} belongs to another snapshot")
+    manifest_sha256 = sha256_file(folder / MANIFEST)  # the journal in a bucket names exactly this backup
     if sha256_file(folder / STATE) != manifest.state_sha256:
         raise BackupError(f"{STATE} of {folder.name} does not match its manifest (changed or damaged)")
     data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +111,9 @@ def restore(
         def put(name: str) -> None:
             blobs.put(name, source / "blobs" / name[:2] / name, manifest.blobs[name][1], tick, dirs)
 
-        stores.each(blobs.workers, put, sorted(manifest.blobs))
+        kept = blobs.begin(manifest.snapshot, manifest_sha256, manifest.blobs)
+        tick(sum(manifest.blobs[name][0] for name in kept))
+        stores.each(blobs.workers, put, sorted(manifest.blobs.keys() - kept))
         fsync_dirs(dirs | ({stage / "blobs"} if (stage / "blobs").exists() else set()))
         if postgres:  # last, in one transaction: a refused file above leaves the database empty
             pgdump.restore(settings.database_url, stage / pgdump.DUMP)
@@ -119,5 +126,6 @@ def restore(
         blobs.discard()
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    blobs.finish()  # after the rename: a journal is removed only once the restore is complete
     where = f" and {blobs.store.location}" if isinstance(blobs, stores.BucketBlobs) else ""
-    return RestoreResult(manifest.snapshot, len(manifest.blobs), total + manifest.state_size, skipped, where)
+    return RestoreResult(manifest.snapshot, len(manifest.blobs), total + manifest.state_size, skipped, where, len(kept))

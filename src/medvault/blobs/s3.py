@@ -91,16 +91,18 @@ class S3Store:
         with self.calling("delete"):
             self.client.delete_object(Bucket=self.location.bucket, Key=self.key(name))
 
-    def _listed(self, operation: str, field: str) -> Iterator[tuple[str, dict]]:
-        """(blob name, listing entry) for every entry under the prefix whose key is a blob name."""
+    def _entries(self, operation: str, field: str) -> Iterator[tuple[str, dict]]:
+        """(key after the prefix, listing entry) for every entry under the prefix, blob or not."""
         prefix = self.location.prefix
         with self.calling(operation):
             pages = self.client.get_paginator(operation).paginate(Bucket=self.location.bucket, Prefix=prefix)
             for page in pages:
                 for entry in page.get(field, []):
-                    name = entry["Key"][len(prefix) :]
-                    if is_blob_name(name):
-                        yield name, entry
+                    yield entry["Key"][len(prefix) :], entry
+
+    def _listed(self, operation: str, field: str) -> Iterator[tuple[str, dict]]:
+        """(blob name, listing entry) for every entry under the prefix whose key is a blob name."""
+        return ((name, entry) for name, entry in self._entries(operation, field) if is_blob_name(name))
 
     def names(self) -> Iterable[str]:
         return (name for name, _ in self._listed("list_objects_v2", "Contents"))
@@ -117,6 +119,35 @@ class S3Store:
                 return False
         with self.calling("list_multipart_uploads"):
             return not self.client.list_multipart_uploads(Bucket=bucket, Prefix=prefix, MaxUploads=1).get("Uploads")
+
+    def contents(self) -> tuple[dict[str, int], list[tuple[str, str]]]:
+        """Everything under the prefix, blob or not: {name: size} of the objects, and (name, upload id) of the
+        incomplete uploads, each name being the key after the prefix."""
+        objects = {name: int(entry["Size"]) for name, entry in self._entries("list_objects_v2", "Contents")}
+        uploads = [(name, entry["UploadId"]) for name, entry in self._entries("list_multipart_uploads", "Uploads")]
+        return objects, uploads
+
+    def _note_key(self, name: str) -> str:
+        if is_blob_name(name):
+            raise ValueError("a note is never named like a blob")
+        return self.location.prefix + name
+
+    def put_note(self, name: str, data: bytes) -> None:
+        """A small object beside the blobs (a restore's journal): not named like a blob, so never served or swept."""
+        with self.calling("put_object"):
+            self.client.put_object(Bucket=self.location.bucket, Key=self._note_key(name), Body=data)
+
+    def note(self, name: str) -> bytes | None:
+        """The note `name`, or None if there is none."""
+        try:
+            with self.calling("get_object"):
+                return self.client.get_object(Bucket=self.location.bucket, Key=self._note_key(name))["Body"].read()
+        except FileNotFoundError:
+            return None
+
+    def delete_note(self, name: str) -> None:
+        with self.calling("delete"):
+            self.client.delete_object(Bucket=self.location.bucket, Key=self._note_key(name))
 
     def _last_activity(self, upload: dict) -> float:
         """When an upload last moved: its newest part, or its start. Initiated alone would let a node starting
