@@ -9,7 +9,7 @@ APT_TOOLS := chromium hydra nmap gobuster dirb sqlmap wapiti wrk slowhttptest ss
 .PHONY: run test setup test-tools lint bench
 
 # The guard's hot modules are compiled (setup.py): a change to one rebuilds it.
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard $(foreach m,matcher dates parallel,src/medvault/guard/$(m).py src/medvault/guard/$(m).pxd))
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard $(foreach m,matcher dates parallel,src/medvault/guard/$(m).py src/medvault/guard/$(m).pxd) src/medvault/guard/jitmatch.pyx)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

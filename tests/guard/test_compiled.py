@@ -24,3 +24,14 @@ def test_hot_modules_are_compiled_from_their_current_source() -> None:
         for source in (built.parent / f"{name}.py", built.parent / f"{name}.pxd"):
             if source.exists():
                 assert built.stat().st_mtime >= source.stat().st_mtime, f"{built.name} is older than {source.name}"
+
+
+def test_pcre2_jit_is_built_from_its_current_source() -> None:
+    """`jitmatch.pyx` (PCRE2's JIT) must be built on CI: without it every line silently goes to `re`."""
+    try:
+        module = importlib.import_module("medvault.guard.jitmatch")
+    except ImportError:
+        assert os.environ.get("CI") != "true", "medvault.guard.jitmatch is not built (no C compiler or libpcre2-8?)"
+        return
+    built = Path(module.__file__ or "")
+    assert built.stat().st_mtime >= (built.parent / "jitmatch.pyx").stat().st_mtime, "jitmatch is older than its .pyx"

@@ -31,9 +31,15 @@ from medvault.guard.dates import DateDetector, DateTemplate
 from medvault.guard.dispatch import Dispatcher
 from medvault.guard.errors import FilterError
 from medvault.guard.filterfile import FilterSpec
-from medvault.guard.fused import NUMBERED_REF, fuse
+from medvault.guard.fused import NUMBERED_REF, fuse, fuse_line, marked_alternation
 from medvault.guard.memo import Memo
+from medvault.guard.pcresyntax import to_pcre2
 from medvault.guard.prefilter import anchored_at_start, build_prefilter
+
+try:  # PCRE2's JIT (jitmatch.pyx, compiled by setup.py): without it, every line goes to `re`
+    from medvault.guard.jitmatch import FALLBACK, NO_FAILURE, LineMatcher
+except ImportError:
+    FALLBACK = NO_FAILURE = LineMatcher = None
 
 # fail2ban's address regexes, written for `re`'s speed with the same matches in the same order: the
 # octets unrolled (not `(?:\d{1,3}\.){3}`) and an optional prefix as `(?:X|)` (not `(?:X)?`), since
@@ -84,6 +90,7 @@ class _Ignored:
 
 IGNORED: Final = _Ignored()
 """Returned when a failregex matched but an ignoreregex cancelled it."""
+_DIFFERENT: Final = object()  # `_memo_time`: `re` does not find the date PCRE2 found
 
 
 @dataclass(frozen=True)
@@ -274,7 +281,9 @@ class Filter:
             if not (set(rx.groupindex) | pref_ids) & set(_ID_GROUPS):
                 raise FilterError(f"{spec.name}: no host or failure-id group in {src!r}")
         self._ignoreregex = [_compile(tags(r), flags, spec.name) for r in spec.ignoreregex]
-        parts = self._alternatives(sources)
+        # Each failregex with its groups prefixed `_{i}_`, to sit in one regex with the others.
+        self._prefixed = [_prefix_groups(_scoped(s), f"_{i}_") for i, s in enumerate(sources)]
+        parts = [f"(?P<_r{i}>{s})" for i, s in enumerate(self._prefixed)]
         self._combined = self._combine(parts, flags)
         # A `^`-anchored single-line regex can only match at 0: if it failed there inside the
         # alternation, it cannot match at all, so the alternation's choice needs no re-check.
@@ -297,6 +306,10 @@ class Filter:
         self._safe_templates: dict[DateTemplate, bool] = {}
         # Per date template: `(?>date)prefregex` (see `fused.py`), or None where it would differ.
         self._fused = Memo(self._fuse)
+        # Per date template: the date, prefregex and failregexes as one PCRE2 regex for whole blocks
+        # (`jitmatch.pyx`), or None; only for `scan`, only where `fuse_line` and `to_pcre2` give exactly that.
+        self._jit_ready = LineMatcher is not None and self._exact_combined
+        self._jit = Memo(self._line_matcher)
         self._pref_names = tuple(self._prefregex.groupindex) if self._prefregex else ()
         self._dense = (0, False)
         self._buffer: list[str] = []
@@ -304,14 +317,9 @@ class Filter:
         # `del d[next(iter(d))]` rescans the deleted slots at a dict's front (~5 µs at 10,000).
         self._mlfid: OrderedDict[str, dict] = OrderedDict()
         self._last_time: float | None = None
-        # The last line's date text (the line's start, up to the end of the date), the fused regex it was
-        # parsed by, the `now` and zone it was parsed for, and the time: syslog lines share their second.
+        # The last date's text, the fused regex or template it was parsed by, the `now` and zone it was
+        # parsed for, and its time (`_memo_time`): the lines of a log share their second.
         self._date_memo: tuple = ("", None, None, None, None)
-
-    @staticmethod
-    def _alternatives(sources: list[str]) -> list[str]:
-        """Each failregex as an alternative of one regex: `(?P<_r{i}>…)`, its groups prefixed `_{i}_`."""
-        return [f"(?P<_r{i}>{_prefix_groups(_scoped(s), f'_{i}_')})" for i, s in enumerate(sources)]
 
     @staticmethod
     def _combine(parts: list[str], flags: int) -> re.Pattern[str] | None:
@@ -341,6 +349,15 @@ class Filter:
         line; meant for whole files (`test-filter`, replays), where the per-call overhead of `match`
         would dominate.
         """
+        if self._jit_ready:
+            yield from self._scan_jit(lines, now, tz)
+            return
+        yield from self._scan_plain(lines, now, tz)
+
+    def _scan_plain(
+        self, lines: Iterable[str], now: float, tz: tzinfo | None
+    ) -> Iterator[tuple[int, Failure | _Ignored]]:
+        """`scan` with `re` only."""
         if self._block_prefilter is not None:
             yield from self._scan_blocks(lines, now, tz)
             return
@@ -369,6 +386,127 @@ class Filter:
         finally:
             self._prefilter = prefilter
 
+    def _scan_jit(
+        self, lines: Iterable[str], now: float, tz: tzinfo | None
+    ) -> Iterator[tuple[int, Failure | _Ignored]]:
+        """`scan` with each block's lines matched by PCRE2 where the remembered date template has a
+        `LineMatcher`, else by `re`."""
+        base = 0
+        for chunk, text in _chunks(lines):
+            jit = self._jit[self.dates._last]
+            if jit is None:
+                block = Lines(chunk)
+                block.text = text
+                found = self._scan_plain(block, now, tz)
+            else:
+                found = self._jit_block(jit, chunk, text, self._jit_candidates(chunk, text), now, tz)
+            for offset, got in found:
+                yield base + offset, got
+            base += len(chunk)
+
+    def _jit_candidates(self, chunk: list[str], text: str) -> bytes | None:
+        """For a `LineMatcher` of the date template and the failregexes, the lines that may hold a failure
+        (a byte each, see `_scan_blocks`), or None: all may, or there is a prefregex."""
+        prefilter = self._block_prefilter
+        if prefilter is None or self._prefregex is not None or not self._cut_safe(self.dates._last):
+            return None
+        flags = bytearray(len(chunk))
+        for k in self._candidate_lines(chunk, text):
+            flags[k] = 1
+        return bytes(flags)
+
+    def _jit_block(
+        self, jit: LineMatcher, chunk: list[str], text: str, candidates: bytes | None, now: float, tz: tzinfo | None
+    ) -> Iterator[tuple[int, Failure | _Ignored]]:
+        """What `_match` gives on each line of `chunk`, from the PCRE2 results of the remembered template.
+
+        A line PCRE2 left to `re` goes through `_match`; one whose date gives no time through `_match_steps`,
+        as `_match` sends it. After either, the lines PCRE2 left out
+        as no-ops (the same date as the line before) are no longer known to be, and go through `_match`;
+        once the date detector has moved to another template, the rest of the block does.
+        """
+        template = self.dates._last
+        # What the line's date was found by: `_memo_time`'s key.
+        key = self._fused[template] if self._prefregex is not None else template
+        match = self._match
+        done = 0  # lines before it are handled
+        exact = True  # the last line handled took the fused path: the lines left out after it change nothing
+        for k, start, end, content, alt, groups in jit.scan(text, candidates):
+            if not exact:
+                yield from self._each(chunk, done, k, now, tz)
+            done = k + 1
+            line = chunk[k]
+            when = self._memo_time(line, start, end, key, None, now, tz) if alt != FALLBACK else _DIFFERENT
+            if when is None or when is _DIFFERENT:
+                exact = False
+                got = match(line, now, tz) if when is _DIFFERENT else self._match_steps(line, now, tz)
+                if got is not None:
+                    yield k, got
+                if self.dates._last is not template:
+                    yield from self._each(chunk, done, len(chunk), now, tz)
+                    return
+                continue
+            exact = True
+            self._last_time = when
+            if alt == NO_FAILURE:
+                continue
+            text = line[content:] if content >= 0 else line[:start] + line[end:]
+            if self._ignoreregex and _any_search(self._ignoreregex, text + "\n"):
+                yield k, IGNORED
+                continue
+            got = self._failure(alt, self._with_alternates(alt, groups), when)
+            if got is not None:
+                yield k, got
+        if not exact:
+            yield from self._each(chunk, done, len(chunk), now, tz)
+
+    def _each(
+        self, chunk: list[str], start: int, stop: int, now: float, tz: tzinfo | None
+    ) -> Iterator[tuple[int, Failure | _Ignored]]:
+        """`_match` on the lines `start` to `stop` of `chunk`."""
+        match = self._match
+        for j in range(start, stop):
+            got = match(chunk[j], now, tz)
+            if got is not None:
+                yield j, got
+
+    def _line_matcher(self, template: DateTemplate | None) -> LineMatcher | None:
+        """The template's `LineMatcher` (see `_jit`), or None: with a prefregex, of `fuse_line`'s regex (as
+        `_match` takes the fused path); without, of the template and the failregexes (as `_match_steps`)."""
+        if template is None:
+            return None
+        if self._prefregex is not None:
+            if self._fused[template] is None:
+                return None
+            full = fuse_line(template.regex, self._prefregex, self._prefixed)
+            line, failregexes = full, None
+        else:
+            try:
+                full = re.compile(marked_alternation(self._prefixed))
+            except re.error:
+                return None
+            line, failregexes = template.regex, full
+        if full is None:
+            return None
+        patterns = [to_pcre2(line.pattern), to_pcre2(failregexes.pattern) if failregexes is not None else ""]
+        if None in patterns:
+            return None
+        index = full.groupindex
+        pre = tuple((name, index[name]) for name in self._pref_names if name != "content")
+        by_number = sorted(index.items(), key=lambda kv: kv[1])
+        alternatives = tuple(
+            tuple((name[len(f"_{i}_") :], number) for name, number in by_number if name.startswith(f"_{i}_"))
+            for i in range(len(self._prefixed))
+        )
+        markers = tuple(index[f"_e{i}"] for i in range(len(self._prefixed)))
+        date, content = line.groupindex["_date"], index.get("_c", 0)
+        try:
+            return LineMatcher(
+                patterns[0], date, content, index["_none"], markers, pre, alternatives, patterns[1] or None
+            )
+        except ValueError:  # PCRE2 refuses a construct (a look-behind of several lengths…): `re` does it all
+            return None
+
     def _scan_blocks(
         self, lines: Iterable[str], now: float, tz: tzinfo | None
     ) -> Iterator[tuple[int, Failure | _Ignored]]:
@@ -385,10 +523,6 @@ class Filter:
         it is (or where it is not fixed) are never skipped over (`_cut_safe`).
         """
         assert self._block_prefilter is not None
-        literals = self._block_prefilter.literals
-        search = self._block_prefilter.regex.search
-        single = literals[0] if len(literals) == 1 else None
-        block_ends = self._block_prefilter.ends
         match = self._match
         dates = self.dates
         safe = self._cut_safe
@@ -412,8 +546,7 @@ class Filter:
                     self._prefilter = prefilter
                 base += len(chunk)
                 continue
-            ends = block_ends(text)
-            candidates = _lines_of(text, ends) if ends is not None else self._candidates(chunk, text, single, search)
+            candidates = self._candidate_lines(chunk, text)
             if len(candidates) * 2 > len(chunk):
                 # Most lines pass: line by line; as in the sampled path, the per-line prefilter stays
                 # only while it rejects enough lines to pay for itself.
@@ -444,6 +577,15 @@ class Filter:
                         yield base + k, got
                 done = k + 1
             base += len(chunk)
+
+    def _candidate_lines(self, chunk: list[str], text: str) -> list[int]:
+        """Indexes of the lines of `chunk` (`text` is them joined) holding a literal of the block prefilter."""
+        prefilter = self._block_prefilter
+        ends = prefilter.ends(text)
+        if ends is not None:
+            return _lines_of(text, ends)
+        literals = prefilter.literals
+        return self._candidates(chunk, text, literals[0] if len(literals) == 1 else None, prefilter.regex.search)
 
     @staticmethod
     def _candidates(chunk: list[str], text: str, single: str | None, search: Callable) -> list[int]:
@@ -484,24 +626,13 @@ class Filter:
     def _match(self, line: str, now: float, tz: tzinfo | None) -> Failure | _Ignored | None:
         fused = self._fused[self.dates._last]
         if fused is not None:
-            match, date_group, content_group, pre_groups, time_of = fused
+            match, date_group, content_group, pre_groups, _time_of = fused
             fm = match(line + "\n")
             if fm is not None:
                 start, end = fm.span(date_group)
                 # Only a non-empty date at 0 leaves `line[end:]` as the text (see `fused.py`).
                 if start == 0 and end:
-                    # The date's groups, hence its time, depend only on its text when it starts the line
-                    # and ends at `end` (see `_date_memo`): one comparison instead of a parse per line.
-                    text, memo_fused, memo_now, memo_tz, when = self._date_memo
-                    if not (
-                        end == len(text)
-                        and fused is memo_fused
-                        and now == memo_now
-                        and tz is memo_tz
-                        and line.startswith(text)
-                    ):
-                        when = time_of(fm, now, tz)
-                        self._date_memo = (line[:end], fused, now, tz, when)
+                    when = self._memo_time(line, 0, end, fused, fm, now, tz)
                     if when is not None:
                         self._last_time = when
                         pre = {}
@@ -514,6 +645,39 @@ class Filter:
                         # line no failregex matches costs about what the prefilter's search would.
                         return self._failregexes(content + "\n" if content else line[end:] + "\n", pre, when)
         return self._match_steps(line, now, tz)
+
+    def _memo_time(
+        self, line: str, start: int, end: int, key: _Fused | DateTemplate, fm: re.Match[str] | None, now: float,
+        tz: tzinfo | None,
+    ) -> float | object | None:
+        """The time of the line's date (from `start` to `end`), found by `key`: a fused regex (its match `fm`,
+        or None: matched here when needed) or a date template; `_DIFFERENT` if `re` does not find that date.
+
+        A date's groups, hence its time, depend only on its text once its span is known (see `_date_memo`):
+        one comparison instead of a parse per line.
+        """
+        text, memo_key, memo_now, memo_tz, when = self._date_memo
+        if (
+            end - start == len(text)
+            and key is memo_key
+            and now == memo_now
+            and tz is memo_tz
+            and line.startswith(text, start)
+        ):
+            return when
+        if type(key) is tuple:
+            if fm is None:
+                fm = key[0](line + "\n")
+                if fm is None or fm.span(key[1]) != (0, end):
+                    return _DIFFERENT
+            when = key[4](fm, now, tz)
+        else:
+            m = key.regex.search(line)
+            if m is None or m.span("_date") != (start, end):
+                return _DIFFERENT
+            when = key.parse(m, now, tz)
+        self._date_memo = (line[start:end], key, now, tz, when)
+        return when
 
     def _fuse(self, template: DateTemplate | None) -> _Fused | None:
         """The template's date and the prefregex as one regex (its `match`), with the numbers in it of the
@@ -581,16 +745,7 @@ class Filter:
             for name, value in zip(names, values, strict=False):
                 if value is not None:
                     groups[name] = value
-            plan = self._alt_merge[index]
-            if plan is not None:
-                if plan is True:
-                    _merge_alternates(groups)
-                else:
-                    for key, target in plan:
-                        value = groups.get(key)
-                        if value is not None and not groups.get(target):
-                            groups[target] = value
-            return self._failure(index, groups, when)
+            return self._failure(index, self._with_alternates(index, groups), when)
         hit = self._search(buf)
         if hit is None:
             return None
@@ -601,6 +756,18 @@ class Filter:
             self._drop_matched(buf, m)
         groups = _merge_alternates({**pre, **{k: v for k, v in m.groupdict().items() if v is not None}})
         return self._failure(index, groups, when)
+
+    def _with_alternates(self, index: int, groups: dict[str, str]) -> dict[str, str]:
+        """`_merge_alternates` for failregex `index`, as its plan (`_alt_merge`) says."""
+        plan = self._alt_merge[index]
+        if plan is True:
+            return _merge_alternates(groups)
+        if plan is not None:
+            for key, target in plan:
+                value = groups.get(key)
+                if value is not None and not groups.get(target):
+                    groups[target] = value
+        return groups
 
     def _search(self, buf: str) -> tuple[int, re.Match[str]] | None:
         combined = self._combined
