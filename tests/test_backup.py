@@ -280,3 +280,25 @@ def test_a_killed_backups_plaintext_stage_is_removed_by_the_next_one(drill, serv
         _backup(server, tmp_path / "again", recipient)
         assert not killed.exists() and running.exists()
     shutil.rmtree(running)
+
+
+def test_a_killed_restores_stage_is_removed_by_the_next_one(drill, age_key, tmp_path):
+    """A restore killed before its rename leaves its hidden stage beside the target (the server secret and TLS
+    key, restored): the next restore of that target removes it, leaves alone one a running restore holds, and
+    the restored folder holds no lock file."""
+    from medvault.backup.files import holding
+
+    identity, _ = age_key
+    target = tmp_path / "restored"
+    killed = tmp_path / ".restored.restoring-dead0000"
+    (killed / "tls").mkdir(parents=True)
+    (killed / "server.secret").write_bytes(b"secret of a killed restore")
+    running = tmp_path / ".restored.restoring-live0000"
+    running.mkdir()
+    other = tmp_path / ".elsewhere.restoring-dead0000"  # another target's: not this restore's to judge
+    other.mkdir()
+    with holding(running):
+        cli(target, "restore", "--from", str(drill["dest"]), "--identity", str(identity))
+        assert not killed.exists() and running.exists() and other.exists()
+    assert (target / "server.secret").exists() and not (target / ".held").exists()
+    assert {p.name for p in tmp_path.iterdir()} == {other.name, running.name, "restored"}

@@ -6,14 +6,47 @@ A file is written under `NAME.part`, fsynced, renamed, and its folder fsynced, s
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from medvault.backup import BackupError
 
 CHUNK = 1024 * 1024
+
+
+HELD = ".held"  # in a stage folder, locked while its backup or restore runs
+
+
+def held(folder: Path) -> bool:
+    """Whether a running backup or restore holds this stage folder (its `.held` file is locked while it runs)."""
+    try:
+        with (folder / HELD).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def remove_stale(parent: Path, pattern: str) -> None:
+    """Remove the stage folders matching `pattern` that no running process holds: `kill -9` runs no clean-up."""
+    for stale in parent.glob(pattern):
+        if stale.is_dir() and not held(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextmanager
+def holding(folder: Path) -> Iterator[None]:
+    """Lock `folder`'s `.held` file while the block runs, so that `remove_stale` leaves the folder alone."""
+    with (folder / HELD).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def fsync_dir(path: Path) -> None:

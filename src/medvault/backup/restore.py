@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from medvault.backup import BackupError, pgdump, stores
 from medvault.backup.ageio import decrypt, decrypt_bytes
-from medvault.backup.files import fsync_dir, fsync_dirs, sha256_file
+from medvault.backup.files import HELD, fsync_dir, fsync_dirs, holding, remove_stale, sha256_file
 from medvault.backup.manifest import MANIFEST, STATE, Manifest
 from medvault.config import Settings
 
@@ -77,7 +77,8 @@ def restore(
         raise BackupError(f"{data_dir} is not empty: restore only into an empty or new folder")
     if not identity.is_file():
         raise BackupError(f"identity file {identity} does not exist")
-    stage = data_dir.parent / f".{data_dir.name}.restoring-{secrets.token_hex(4)}"
+    stages = f".{data_dir.name}.restoring-*"  # a killed restore's stage holds the server secret and TLS key
+    stage = data_dir.parent / stages.replace("*", secrets.token_hex(4))
     blobs = stores.target(settings, stage)  # a bucket that is not empty is refused before anything is read
     folder, skipped = newest_snapshot(source)
     manifest = Manifest.from_json(decrypt_bytes(identity, folder / MANIFEST))
@@ -87,45 +88,50 @@ def restore(
     if sha256_file(folder / STATE) != manifest.state_sha256:
         raise BackupError(f"{STATE} of {folder.name} does not match its manifest (changed or damaged)")
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(data_dir.parent, stages)
     stage.mkdir(mode=0o700)
-    try:
-        decrypt(identity, folder / STATE, lambda stream: _extract_state(stream, stage))
-        postgres = (stage / pgdump.DUMP).exists()
-        if not (postgres or (stage / "medvault.db").exists()) or not (stage / "server.secret").exists():
-            raise BackupError(f"{STATE} of {folder.name} lacks the database or the server secret")
-        if postgres != bool(settings.database_url):
-            raise BackupError(
-                "this snapshot holds a PostgreSQL database: give --database-url of an empty database"
-                if postgres
-                else "this snapshot holds a SQLite database, restored into the data folder: unset database_url"
+    with holding(stage):
+        try:
+            decrypt(identity, folder / STATE, lambda stream: _extract_state(stream, stage))
+            postgres = (stage / pgdump.DUMP).exists()
+            if not (postgres or (stage / "medvault.db").exists()) or not (stage / "server.secret").exists():
+                raise BackupError(f"{STATE} of {folder.name} lacks the database or the server secret")
+            if postgres != bool(settings.database_url):
+                raise BackupError(
+                    "this snapshot holds a PostgreSQL database: give --database-url of an empty database"
+                    if postgres
+                    else "this snapshot holds a SQLite database, restored into the data folder: unset database_url"
+                )
+            total = sum(size for size, _ in manifest.blobs.values())
+            tick = stores.serialised(
+                blobs.workers, progress(len(manifest.blobs), total) if progress else (lambda _n: None)
             )
-        total = sum(size for size, _ in manifest.blobs.values())
-        tick = stores.serialised(blobs.workers, progress(len(manifest.blobs), total) if progress else (lambda _n: None))
-        dirs = {p for p in (stage, stage / "tls") if p.exists()}  # fsynced once, at the end
-        for name in manifest.blobs:
-            if len(name) != 32 or not set(name) <= _HEX:
-                raise BackupError("the manifest names a blob that is not a blob")
-            if not (source / "blobs" / name[:2] / name).exists():
-                raise BackupError(f"blob {name} of the snapshot is missing from {source}")
+            dirs = {p for p in (stage, stage / "tls") if p.exists()}  # fsynced once, at the end
+            for name in manifest.blobs:
+                if len(name) != 32 or not set(name) <= _HEX:
+                    raise BackupError("the manifest names a blob that is not a blob")
+                if not (source / "blobs" / name[:2] / name).exists():
+                    raise BackupError(f"blob {name} of the snapshot is missing from {source}")
 
-        def put(name: str) -> None:
-            blobs.put(name, source / "blobs" / name[:2] / name, manifest.blobs[name][1], tick, dirs)
+            def put(name: str) -> None:
+                blobs.put(name, source / "blobs" / name[:2] / name, manifest.blobs[name][1], tick, dirs)
 
-        kept = blobs.begin(manifest.snapshot, manifest_sha256, manifest.blobs)
-        tick(sum(manifest.blobs[name][0] for name in kept))
-        stores.each(blobs.workers, put, sorted(manifest.blobs.keys() - kept))
-        fsync_dirs(dirs | ({stage / "blobs"} if (stage / "blobs").exists() else set()))
-        if postgres:  # last, in one transaction: a refused file above leaves the database empty
-            pgdump.restore(settings.database_url, stage / pgdump.DUMP)
-            (stage / pgdump.DUMP).unlink()  # the plaintext dump has done its job
-        if data_dir.exists():
-            data_dir.rmdir()
-        os.rename(stage, data_dir)
-        fsync_dir(data_dir.parent)
-    except BaseException:
-        blobs.discard()
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+            kept = blobs.begin(manifest.snapshot, manifest_sha256, manifest.blobs)
+            tick(sum(manifest.blobs[name][0] for name in kept))
+            stores.each(blobs.workers, put, sorted(manifest.blobs.keys() - kept))
+            fsync_dirs(dirs | ({stage / "blobs"} if (stage / "blobs").exists() else set()))
+            if postgres:  # last, in one transaction: a refused file above leaves the database empty
+                pgdump.restore(settings.database_url, stage / pgdump.DUMP)
+                (stage / pgdump.DUMP).unlink()  # the plaintext dump has done its job
+            if data_dir.exists():
+                data_dir.rmdir()
+            os.rename(stage, data_dir)
+            (data_dir / HELD).unlink()  # still locked until the block ends: no sweep takes it for a stale stage
+            fsync_dir(data_dir.parent)
+        except BaseException:
+            blobs.discard()
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
     blobs.finish()  # after the rename: a journal is removed only once the restore is complete
     where = f" and {blobs.store.location}" if isinstance(blobs, stores.BucketBlobs) else ""
     return RestoreResult(manifest.snapshot, len(manifest.blobs), total + manifest.state_size, skipped, where, len(kept))

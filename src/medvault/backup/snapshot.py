@@ -30,7 +30,7 @@ from pathlib import Path
 
 from medvault.backup import BackupError, pgdump, stores
 from medvault.backup.ageio import check_recipients, encrypt_bytes, encrypting
-from medvault.backup.files import fsync_dirs, publish, remove_parts, sha256_file, write_verified
+from medvault.backup.files import fsync_dirs, holding, publish, remove_parts, remove_stale, sha256_file, write_verified
 from medvault.backup.manifest import MANIFEST, STATE, Manifest
 from medvault.backup.stores import Source
 from medvault.config import Settings
@@ -138,30 +138,12 @@ def _exclusive(dest: Path) -> Iterator[None]:
         yield
 
 
-def _held(folder: Path) -> bool:
-    """Whether a running backup holds this stage folder (its `.held` file is locked while it runs)."""
-    try:
-        with (folder / ".held").open("a") as held:
-            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
 @contextmanager
 def _stage(data_dir: Path) -> Iterator[str]:
     """A private folder in the data folder for the plaintext database copy, held locked while the backup runs;
     the stage of a backup that was killed (`kill -9` runs no clean-up) is removed by the next one."""
-    for stale in data_dir.glob(".backup-*"):
-        if stale.is_dir() and not _held(stale):
-            shutil.rmtree(stale, ignore_errors=True)
-    with (
-        tempfile.TemporaryDirectory(dir=data_dir, prefix=".backup-") as stage,
-        open(Path(stage) / ".held", "a") as held,
-    ):
-        fcntl.flock(held, fcntl.LOCK_EX)
+    remove_stale(data_dir, ".backup-*")
+    with tempfile.TemporaryDirectory(dir=data_dir, prefix=".backup-") as stage, holding(Path(stage)):
         yield stage
 
 
