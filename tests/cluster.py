@@ -99,9 +99,10 @@ class Balancer:
 
 
 class Cluster:
-    """`size` nodes on PostgreSQL (`database_url`), Redis and a shared blob folder, behind HAProxy."""
+    """`size` nodes on PostgreSQL (`database_url`), Redis and one blob store behind HAProxy: a shared blob
+    folder, or the bucket `blob_env` names (`MEDVAULT_BLOB_URL` and its keys)."""
 
-    def __init__(self, folder: Path, database_url: str, size: int = 2):
+    def __init__(self, folder: Path, database_url: str, size: int = 2, blob_env: dict[str, str] | None = None):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.redis = Redis(folder)
@@ -111,8 +112,10 @@ class Cluster:
         for i in range(size):
             data = folder / f"node{i}"
             data.mkdir()
-            (data / "blobs").symlink_to(blobs)  # one store for all (a shared volume; S3 does the same)
+            if blob_env is None:
+                (data / "blobs").symlink_to(blobs)  # one store for all (a shared volume)
             env = {
+                **(blob_env or {}),
                 "MEDVAULT_DATABASE_URL": database_url,
                 "MEDVAULT_REDIS_URL": self.redis.url,
                 "MEDVAULT_TRUSTED_PROXIES": f"{PROXY_SOURCE}/32",
