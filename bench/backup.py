@@ -9,6 +9,15 @@ that server keeps running, in the same run:
 * peer: `sh -c 'tar -cf - -C DATA . | age -r KEY > OUT'` and `sh -c 'age -d -i KEY OUT | tar -xf - -C DIR'`
   (the same bytes, but neither consistent with a running server nor verified against a manifest).
 
+With `--bucket`, a second section in the same run does the same with the blobs in a bucket of a moto_server on
+loopback (tests/blobs/s3server.py, what tests/test_backup_s3.py uses): a server whose `blob_url` is that bucket
+gets the same records; then `medvault backup` (full, then nothing new: it reads the blobs from the bucket as
+stored) and `medvault restore --blob-url` into an empty bucket (each blob hashed before it is put, the journal put
+first and removed last). Peer: a plain boto3 copy of the same objects (benchlib/s3copy.py, its own process, 8
+threads like MedVault's), bucket to folder and folder to an empty bucket (no checksum, no fsync, no database).
+MiB/s there is over the blobs' bytes in the bucket; moto_server's own CPU over each command is printed beside it
+(it counts for neither).
+
 Each command is measured by `wait4`: wall time, CPU time (user+sys of the command and every process it waited
 for: age, tar, the shell) and MiB/s over the data folder's size. MedVault fsyncs every file it writes and
 hashes every blob; tar and age do neither. `medvault --help` is timed too: the Python start-up every
@@ -16,6 +25,7 @@ hashes every blob; tar and age do neither. `medvault --help` is timed too: the P
 
     .venv/bin/python bench/backup.py                        # 200 records x 256 KiB (~50 MiB)
     .venv/bin/python bench/backup.py --records 1000 --size-kib 1024
+    .venv/bin/python bench/backup.py --records 100 --size-kib 256 --bucket     # and the bucket section
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import BIN, MIB, MedVaultServer, machine_summary, tool
+from benchlib import BIN, MIB, MedVaultServer, machine_summary, proc_cpu, tool
 from tests.support import upload
 
 
@@ -67,11 +77,81 @@ def populate(server: MedVaultServer, records: int, size: int) -> None:
     client.close()
 
 
+PEER = Path(__file__).resolve().parent / "benchlib" / "s3copy.py"  # the bucket section's peer, its own process
+
+
+def bucket_section(tmp: Path, args, identity: Path, recipient: str) -> None:
+    from tests.blobs.s3server import MOTO_SERVER, S3Server
+
+    if not MOTO_SERVER.exists():
+        print("moto_server not installed: bucket section skipped (pip install -e '.[test]')")
+        return
+    s3 = S3Server(tmp).start()
+    try:
+        keys = {"MEDVAULT_S3_ACCESS_KEY": s3.access_key, "MEDVAULT_S3_SECRET_KEY": s3.secret_key}
+        aws = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
+        bucket = s3.new_bucket()
+        env = {"MEDVAULT_GUARD_ENABLED": "false", "MEDVAULT_BLOB_URL": s3.url(bucket, "records"), **keys}
+
+        def timed(argv: list[str], env: dict) -> tuple[float, float, str, float]:
+            before = proc_cpu(s3.proc.pid)  # type: ignore[union-attr]
+            wall, cpu, out = run(argv, env)
+            return wall, cpu, out, proc_cpu(s3.proc.pid) - before  # type: ignore[union-attr]
+
+        def listing(name: str) -> list[dict]:  # every object (s3.objects stops at one page of 1000)
+            pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket=name)
+            return [o for page in pages for o in page.get("Contents", [])]
+
+        def line(name: str, measured: tuple[float, float, str, float], size: int, note: str = "") -> None:
+            report(name, measured[0], measured[1], size, f"moto_server {measured[3]:.2f} s cpu; {note}".rstrip("; "))
+
+        with MedVaultServer(tmp / "s3data", env=env) as server:
+            started = time.perf_counter()
+            populate(server, args.records, args.size_kib * 1024)
+            objects = listing(bucket)
+            size = sum(o["Size"] for o in objects)
+            print(
+                f"bucket: {args.records} records x {args.size_kib} KiB uploaded in "
+                f"{time.perf_counter() - started:.1f} s; {len(objects)} blobs, {size / MIB:.1f} MiB in the bucket"
+            )
+            dest, data = tmp / "s3backup", str(server.data_dir)
+            backup = [str(BIN), "backup", "--to", str(dest), "--recipient", recipient, "--quiet", "--data-dir", data]
+            full = timed(backup, server.env)
+            line("medvault backup (bucket, full)", full, size, full[2].strip().split(": ", 1)[1])
+            again = timed(backup, server.env)
+            line("medvault backup (bucket, no new)", again, size, again[2].strip().split(": ", 1)[1])
+            peer_dir = tmp / "s3peer"
+            me = [sys.executable, str(PEER)]
+            peer_start = run([*me, "--start-up"], {**os.environ, **aws})
+            print(f"{'peer start-up alone (boto3 import)':<34} {peer_start[0]:7.2f} s wall {peer_start[1]:7.2f} s cpu")
+            down = timed([*me, "download", s3.endpoint, bucket, "records/", str(peer_dir)], {**os.environ, **aws})
+            line("peer: boto3 bucket -> folder", down, size, f"{folder_bytes(peer_dir) / MIB:.1f} MiB written")
+        target = s3.new_bucket()
+        restore = [
+            *(str(BIN), "restore", "--from", str(dest), "--identity", str(identity), "--quiet"),
+            *("--data-dir", str(tmp / "s3restored"), "--blob-url", s3.url(target, "restored")),
+        ]
+        restored = timed(restore, {**os.environ, **keys})
+        verified = restored[2].strip().split(": ", 1)[-1]
+        line("medvault restore --blob-url", restored, size, f"{verified}, {len(listing(target))} objects left")
+        peer_target = s3.new_bucket()
+        up = timed([*me, "upload", s3.endpoint, peer_target, "restored/", str(peer_dir)], {**os.environ, **aws})
+        put = listing(peer_target)
+        line("peer: boto3 folder -> bucket", up, size, f"{len(put)} objects put")
+        print(
+            f"medvault / peer (bucket): backup {full[0] / down[0]:.2f}x wall {full[1] / down[1]:.2f}x cpu; "
+            f"restore {restored[0] / up[0]:.2f}x wall {restored[1] / up[1]:.2f}x cpu (below 1 = faster than the peer)"
+        )
+    finally:
+        s3.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200, help="records to upload (default 200)")
     parser.add_argument("--size-kib", type=int, default=256, help="size of each record in KiB (default 256)")
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where the data and backup folders go")
+    parser.add_argument("--bucket", action="store_true", help="also with the blobs in a bucket on a moto_server")
     args = parser.parse_args()
     age, age_keygen, tar = tool("age"), tool("age-keygen"), tool("tar")
     if not (age and age_keygen and tar):
@@ -123,6 +203,8 @@ def main() -> None:
             f"incremental {again[0] / peer[0]:.2f}x wall; restore {restore[0] / unpack[0]:.2f}x wall "
             f"{restore[1] / unpack[1]:.2f}x cpu (below 1 = faster than the peer)"
         )
+        if args.bucket:
+            bucket_section(tmp, args, identity, recipient)
 
 
 if __name__ == "__main__":
