@@ -1,10 +1,13 @@
-"""One identity per professional: spellings grouped where unambiguous, suggested otherwise, a saved merge
-applied to the chronology's provider filter, the FHIR export (one Practitioner, each record keeping its own
-spelling through export and import), the search (in that chart only) and the statements compared."""
+"""One identity per professional and per facility: spellings grouped where unambiguous, suggested otherwise, a
+saved merge applied to the chronology's provider and facility filters, the FHIR export (one Practitioner or
+Organization, each record keeping its own spelling through export and import), the search (in that chart
+only) and the statements compared."""
 
 from __future__ import annotations
 
-from medvault.mar.professionals import identify, identities
+from medvault.mar import facilities
+from medvault.mar.identity import identify
+from medvault.mar.professionals import identities
 from tests.support import add_entry, upload
 
 
@@ -164,3 +167,140 @@ def test_statements_compare_merged_names_as_one_person(server):
     who, witnesses = compared()
     assert who["values"] == {first: ["cyclist"], second: ["cyclist"], third: ["Officer Jane Ruiz"]}
     assert witnesses == {first: "Officer Jane Ruiz", second: "Officer Jane Ruiz", third: "Mr. B. Ortega"}
+
+
+def test_spellings_of_one_facility_are_grouped_and_an_other_kind_of_place_only_suggested():
+    """Abbreviations, "St."/"Saint", apostrophes, case, "&" and a legal suffix make no other facility; the only
+    place a name is spelled with is that name's; a medical center of the same name is a suggestion."""
+    names = ["St. Mary's Hosp.", "Saint Marys Hospital", "SAINT MARY’S HOSPITAL, Springfield"]
+    names += ["St. Mary's Medical Center", "The Bone & Joint Clinic, Inc.", "Bone and Joint Clinic"]
+    places = facilities.identities(names, [])
+    assert len({identify(places, n) for n in names[:3]}) == 1
+    assert identify(places, "The Bone & Joint Clinic, Inc.") == identify(places, "Bone and Joint Clinic")
+    assert identify(places, "St. Mary's Medical Center") == "St. Mary's Medical Center"
+    spelled = {n.casefold(): n for n in names}
+    suggested = [sorted(s["names"]) for s in facilities.suggestions(places, spelled, set())]
+    assert suggested == [[identify(places, "St. Mary's Hosp."), "St. Mary's Medical Center"]]
+
+
+def test_a_name_two_places_fit_is_left_alone():
+    """ "St. Mary's Hospital" beside one in Springfield and one in Shelbyville is neither: suggested with both."""
+    names = ["St. Mary's Hospital", "St. Mary's Hospital, Springfield", "St. Mary's Hospital, Shelbyville"]
+    places = facilities.identities(names, [])
+    assert len({identify(places, n) for n in names}) == 3
+    suggested = facilities.suggestions(places, {n.casefold(): n for n in names}, set())
+    assert sorted(sorted(s["names"]) for s in suggested) == [[names[0], names[2]], [names[0], names[1]]]
+
+
+FACILITY_RECORDS = (
+    ("ED note", "St. Mary's Hosp."),
+    ("Discharge", "Saint Marys Hospital"),
+    ("MRI", "St. Mary's Medical Center"),
+    ("PT plan", "Mercy Clinic"),
+)
+
+
+def _chart_at(client, records) -> dict[str, str]:
+    made = {}
+    for title, facility in records:
+        meta = {"title": title, "facility": facility, "service_date": "2024-03-15"}
+        made[title] = upload(client, f"{title} text".encode(), f"{title}.txt", meta, "text/plain").json()["id"]
+    assert client.post("/api/v1/charts/chronology", json={}).status_code == 200  # the chart opened once
+    return made
+
+
+def _at(client, facility: str) -> set[str]:
+    answer = client.post("/api/v1/charts/chronology", json={"facility": facility})
+    assert answer.status_code == 200, answer.text
+    return {c["record"] for c in answer.json()["candidates"]}
+
+
+def _organizations(client) -> list[list[str]]:
+    bundle = client.get("/api/v1/export/fhir").json()
+    found = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Organization"]
+    return sorted(sorted([o["name"], *o.get("alias", [])]) for o in found)
+
+
+def test_a_saved_facility_merge_changes_chronology_search_and_fhir_export(server):
+    """Two spellings of St. Mary's Hospital are one facility at once, the medical center is only suggested; once
+    the merge is saved it is one facility in the chronology's filter, the search's filter and groups and the
+    FHIR export (one Organization, each record keeping its spelling through import), and not suggested again."""
+    pat = server.account("facilitypatient")["client"]
+    made = _chart_at(pat, FACILITY_RECORDS)
+    hospital = {made["ED note"], made["Discharge"]}
+    assert _at(pat, "saint mary's hospital") == hospital
+    assert _found(pat, facility="St. Mary's Hosp.") == hospital
+    listed = pat.post("/api/v1/charts/facilities", json={}).json()
+    assert [sorted(s["names"]) for s in listed["suggestions"]] == [
+        ["Saint Marys Hospital", "St. Mary's Medical Center"]
+    ]
+    assert _organizations(pat) == [
+        ["Mercy Clinic"],
+        ["Saint Marys Hospital", "St. Mary's Hosp."],
+        ["St. Mary's Medical Center"],
+    ]
+
+    merge = {"names": ["St. Mary's Medical Center", "Saint Marys Hospital"], "decision": "same"}
+    assert (
+        pat.post("/api/v1/charts/facilities/merge", json={**merge, "canonical": "Saint Marys Hospital"}).status_code
+        == 201
+    )
+    every = hospital | {made["MRI"]}
+    assert _at(pat, "St. Mary's Medical Center") == _at(pat, "St Marys Hosp") == every
+    assert _found(pat, facility="St. Mary's Hosp.") == every
+    groups = pat.post("/api/v1/records/search", json={"group": "facility"}).json()["groups"]
+    assert groups == {"Saint Marys Hospital": 3, "Mercy Clinic": 1}
+    assert pat.post("/api/v1/charts/facilities", json={}).json()["suggestions"] == []
+    assert _at(pat, "Mercy Clinic") == {made["PT plan"]}
+    assert _organizations(pat) == [
+        ["Mercy Clinic"],
+        ["Saint Marys Hospital", "St. Mary's Hosp.", "St. Mary's Medical Center"],
+    ]
+
+    other = server.account("facilitypatient2")["client"]
+    assert other.post("/api/v1/import/fhir", json=pat.get("/api/v1/export/fhir").json()).status_code == 201
+    kept = {r["title"]: r["facility"] for r in other.get("/api/v1/records").json()["items"]}
+    assert kept == dict(FACILITY_RECORDS)
+
+
+def test_a_facility_merge_changes_nothing_in_another_patients_chart(server):
+    """A specialist reading two charts finds the other patient's medical center under its own name only, in the
+    search, and that patient's chronology and export keep it apart; a professionals' merge of the same names
+    is no facility merge."""
+    a, b = server.account("facmerge_a")["client"], server.account("facmerge_b")["client"]
+    doc = server.account("facmerge_doc", role="specialist")["client"]
+    of_a, of_b = _chart_at(a, FACILITY_RECORDS), _chart_at(b, FACILITY_RECORDS[1:3])
+    for patient in (a, b):
+        assert patient.post("/api/v1/shares", json={"specialist": "facmerge_doc", "chart": True}).status_code == 201
+    names = ["St. Mary's Medical Center", "Saint Marys Hospital"]
+    add_entry(a, "merge", {"names": names, "decision": "same"})  # about professionals: no facility merged
+    assert _at(a, "Saint Marys Hospital") == {of_a["ED note"], of_a["Discharge"]}
+    add_entry(a, "merge", {"names": names, "decision": "same", "of": "facility"})
+    assert _at(a, "Saint Marys Hospital") == {of_a["ED note"], of_a["Discharge"], of_a["MRI"]}
+    assert _found(doc, facility="St. Mary's Medical Center") == {
+        of_a["ED note"],
+        of_a["Discharge"],
+        of_a["MRI"],
+        of_b["MRI"],
+    }
+    assert _found(b, facility="St. Mary's Medical Center") == {of_b["MRI"]}
+    assert _at(b, "Saint Marys Hospital") == {of_b["Discharge"]}
+    assert _organizations(b) == [["Saint Marys Hospital"], ["St. Mary's Medical Center"]]
+    groups = doc.post("/api/v1/records/search", json={"group": "facility"}).json()["groups"]
+    assert groups == {"Saint Marys Hospital": 4, "St. Mary's Medical Center": 1, "Mercy Clinic": 1}
+
+
+def test_the_facilities_page_suggests_and_its_form_merges(server):
+    """The chart's facilities page lists each facility once with its other spellings and suggests the medical
+    center; its "Same facility" form saves the merge the chronology then applies."""
+    pat = server.account("facilitypage")["client"]
+    made = _chart_at(pat, FACILITY_RECORDS[:3])
+    html = {"accept": "text/html"}
+    page = pat.get("/chart/facilities", headers=html)
+    assert page.status_code == 200 and "Saint Marys Hospital</td><td>St. Mary&#39;s Hosp.</td>" in page.text
+    assert 'aria-label="Same facility: Saint Marys Hospital and St. Mary&#39;s Medical Center"' in page.text
+    form = {"csrf_token": pat.headers["X-CSRF-Token"], "names": ["Saint Marys Hospital", "St. Mary's Medical Center"]}
+    saved = pat.post("/chart/facilities/merge", data={**form, "decision": "same"}, headers=html)
+    assert saved.status_code == 303 and saved.headers["location"] == "/chart/facilities?done=merged"
+    assert _at(pat, "Saint Marys Hospital") == set(made.values())
+    assert 'id="no-suggestions"' in pat.get("/chart/facilities", headers=html).text

@@ -24,10 +24,10 @@ import datetime as dt
 import io
 from collections import defaultdict
 
-from medvault.mar import professionals, quotes
+from medvault.mar import facilities, professionals, quotes
 from medvault.mar.chart import Chart, Desk
 from medvault.mar.entries import OCCURRENCE_TYPES, ChartError, check_date, first_day, last_day
-from medvault.mar.professionals import identify
+from medvault.mar.identity import KINDS, identify
 
 FIELDS = {"patient", "types", "provider", "facility", "from", "to", "incident", "gap_days"}
 
@@ -50,6 +50,7 @@ class Query:
                 raise ChartError(f"{key!r} must be text of at most 200 characters")
         self.provider, self.facility = _fold(body.get("provider")), _fold(body.get("facility"))
         self.people: dict[str, str] = {}  # professionals.of_chart: a provider is found under any of their names
+        self.places: dict[str, str] = {}  # facilities.of_chart: and a facility under any of its names
         self.start = first_day(check_date(body["from"], "'from'", allow_future=True)) if body.get("from") else None
         self.end = last_day(check_date(body["to"], "'to'", allow_future=True)) if body.get("to") else None
         if self.start and self.end and self.start > self.end:
@@ -70,12 +71,15 @@ class Query:
             return False
         if self.end and first_day(date) > self.end:
             return False
-        if self.facility and _fold(facility) != self.facility:
+        if self.facility and self._place(facility) != self._place(self.facility):
             return False
         if not self.provider:
             return True
         wanted = _fold(identify(self.people, self.provider))
         return wanted in {_fold(identify(self.people, p)) for p in providers}
+
+    def _place(self, facility: str | None) -> str:
+        return _fold(identify(self.places, facility or ""))
 
 
 def _sort_key(item: dict) -> tuple:
@@ -157,10 +161,11 @@ class _Documents:
 
 def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
     query = Query(body)
-    every = [e for e in chart.entries(desk, kinds=professionals.KINDS) if "data" in e]
+    every = [e for e in chart.entries(desk, kinds=KINDS) if "data" in e]
     records = chart.records(desk)
     docs = _Documents(records, chart.same_documents(desk))
     query.people = professionals.of_chart(every, records, [body["provider"]] if query.provider else [])  # the filter's
+    query.places = facilities.of_chart(every, records, [body["facility"]] if query.facility else [])
     mine = [e for e in every if e["kind"] == "proposal" and (e["author"] == desk.reader or desk.role == "patient")]
     every = [e for e in every if e["kind"] == "occurrence"]
     occurrences = [

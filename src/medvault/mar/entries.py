@@ -54,6 +54,7 @@ CODED = 64_000
 STATUSES = ("met", "not-met", "unclear")
 VERDICTS = ("agreement", "contradiction")
 DECISIONS = ("same", "different")
+MERGED = ("professional", "facility")  # what a merge's names are; without `of`, professionals (mar/identity.py)
 NAME = 200
 SHORT = 2_000
 LONG = 20_000
@@ -234,7 +235,7 @@ FIELDS = {
     "mark": {"statements", "verdict", "topic", "note", "citations"},
     "standard": {"record", "occurrence", "standard", "status", "note", "citations"},
     "annotation": {"record", "occurrence", "text", "citations"},
-    "merge": {"names", "decision", "canonical", "note", "citations"},
+    "merge": {"names", "decision", "canonical", "of", "note", "citations"},
     "proposal": {"record", "status", "occurrence", "fields", "findings", "dates", "ocr", "citations"},
 }
 
@@ -353,6 +354,7 @@ def validate(kind: object, data: object, by_server: bool = False) -> dict:
             raise ChartError("'names' must hold at least two different names")
         clean["decision"] = _choice(data, "decision", DECISIONS)
         clean["canonical"] = _text(data, "canonical", NAME)
+        clean["of"] = _choice(data, "of", MERGED, required=False)
         clean["note"] = _text(data, "note", SHORT)
     elif kind == "proposal":
         _proposal(data, clean)

@@ -283,6 +283,7 @@ class Exports:
         patient: Person,
         authored: Iterable[fhirreview.Authored] = (),
         people: dict[str, str] | None = None,
+        places: dict[str, str] | None = None,
     ) -> tuple[dict, list[str]]:
         """The chart as a FHIR collection Bundle, with the ids of the records in it: the records, the
         occurrences as clinical resources, the review as Basic resources, and every entry's Provenance."""
@@ -296,6 +297,7 @@ class Exports:
             occurrences,
             now=time.time(),
             people=people,
+            places=places,
             more=lambda author_ref, patient_ref: fhirreview.resources(authored, author_ref, patient_ref),
         )
         return bundle, ids

@@ -2,10 +2,11 @@
 
 A chart exports as a `collection` Bundle: the `Patient` (the account: id and username, nothing else), one
 `Practitioner` per distinct provider name and per registered specialist who wrote a record, one `Organization`
-per facility, and one `DocumentReference` per record with the file inline as `content.attachment.data`. A
-summary exports as a `document` Bundle whose first entry is a `Composition`. mar/fhirimport.py maps such a
-Bundle back; export → import → export keeps every metadata field (empty text and empty lists excepted: FHIR
-has no empty strings, so they are left out) and every occurrence.
+per facility (its spellings, grouped by mar/facilities.py, as `alias`), and one `DocumentReference` per record
+with the file inline as `content.attachment.data`. A summary exports as a `document` Bundle whose first entry
+is a `Composition`. mar/fhirimport.py maps such a Bundle back; export → import → export keeps every metadata
+field (empty text and empty lists excepted: FHIR has no empty strings, so they are left out) and every
+occurrence.
 
 Every entry's `fullUrl` is `urn:uuid:<id>` and every reference points at one, so a Bundle resolves on its
 own. Mapping (metadata key → element):
@@ -21,7 +22,7 @@ own. Mapping (metadata key → element):
 | category | category[0].text |
 | description | description |
 | provider | author → Practitioner.name.text, in order (not specialists: those carry a username identifier) |
-| facility | custodian → Organization.name |
+| facility | custodian (display: this record's spelling) → Organization.name |
 | tags | meta.tag (display) |
 | confidentiality | securityLabel, v3 Confidentiality N / R / V |
 | custom | extension `…/custom-field/<name, percent-encoded>`: valueString, valueDecimal, valueBoolean, valueDate |
@@ -155,9 +156,10 @@ def _custom_extension(name: str, value: object) -> dict | None:
 class _Directory:
     """Practitioners and organisations met while mapping records, one resource per distinct name or account."""
 
-    def __init__(self, patient: Person, people: dict[str, str] | None = None):
+    def __init__(self, patient: Person, people: dict[str, str] | None = None, places: dict[str, str] | None = None):
         self.patient = patient
         self.people = people or {}  # professionals.identities: the spellings of one person share a Practitioner
+        self.places = places or {}  # facilities.identities: and of one facility an Organization
         self.providers: dict[str, dict] = {}
         self.specialists: dict[str, dict] = {}
         self.authors: dict[str, dict] = {}
@@ -197,10 +199,16 @@ class _Directory:
             )
         return person.id
 
-    def organization(self, name: str) -> str:
-        if name not in self.organizations:
-            self.organizations[name] = {"resourceType": "Organization", "id": str(uuid.uuid4()), "name": name}
-        return self.organizations[name]["id"]
+    def organization(self, name: str) -> dict:
+        """A reference to the facility's Organization (its other spellings as `alias`), its display the spelling
+        used here (kept by the import)."""
+        place = self.places.get(" ".join(name.split()).casefold(), name)
+        if place not in self.organizations:
+            self.organizations[place] = {"resourceType": "Organization", "id": str(uuid.uuid4()), "name": place}
+        organization = self.organizations[place]
+        if name != place and name not in organization.setdefault("alias", []):
+            organization["alias"].append(name)
+        return {**_ref(organization["id"]), "display": name}
 
     def resources(self) -> list[dict]:
         people = [*self.specialists.values(), *self.authors.values(), *self.providers.values()]
@@ -242,7 +250,7 @@ def document_reference(record: ExportedRecord, directory: _Directory) -> dict:
     if authors:
         doc["author"] = authors
     if meta.get("facility"):
-        doc["custodian"] = _ref(directory.organization(meta["facility"]))
+        doc["custodian"] = directory.organization(meta["facility"])
     if meta.get("description"):
         doc["description"] = meta["description"]
     doc["securityLabel"] = [_label(meta.get("confidentiality", "normal"))]
@@ -259,11 +267,13 @@ def chart_bundle(
     now: float = 0.0,
     people: dict[str, str] | None = None,
     more: Callable[[Callable[[Person], dict], dict], list[dict]] | None = None,
+    places: dict[str, str] | None = None,
 ) -> dict:
     """The chart as a `collection` Bundle; `records` may be a generator (each file is encoded as it comes);
-    `people` (professionals.identities) makes every spelling of one person one Practitioner; `more(author_ref,
-    patient_ref)` adds resources that name their authors (the review, mar/fhirreview.py)."""
-    directory = _Directory(patient, people)
+    `people` (professionals.identities) makes every spelling of one person one Practitioner, `places`
+    (facilities.identities) of one facility one Organization; `more(author_ref, patient_ref)` adds resources
+    that name their authors (the review, mar/fhirreview.py)."""
+    directory = _Directory(patient, people, places)
     documents = [_entry(document_reference(record, directory)) for record in records]
     present = {doc["resource"]["id"] for doc in documents}
     found = [  # citations of records not in the Bundle (not readable by this reader) would not resolve
@@ -393,7 +403,7 @@ def occurrence_resource(occ: dict, directory: _Directory) -> dict:
     concept = {"text": text} if text else None
     untitled = {"coding": [{"system": OCCURRENCE_TYPE, "code": kind, "display": kind.replace("-", " ")}]}
     people = [directory.provider(p) for p in occ.get("providers") or [] if p]
-    facility = _ref(directory.organization(occ["facility"])) if occ.get("facility") else None
+    facility = directory.organization(occ["facility"]) if occ.get("facility") else None
     unplaced = []  # providers and facility the resource type has no element for
     coded = occ.get("coded") or {}  # an imported resource's typed elements, given back as they came
     res: dict

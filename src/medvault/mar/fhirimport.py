@@ -256,7 +256,7 @@ def _document(doc: dict, index: dict[str, dict], where: str, decode: bool = True
     custodian = doc.get("custodian")
     if custodian:
         target = _resolve(custodian, index)
-        facility = (target or {}).get("name") or custodian.get("display")
+        facility = custodian.get("display") or (target or {}).get("name")  # the spelling this record used
         if facility:
             meta["facility"] = facility
     tags = [t.get("display") or t.get("code") for t in (doc.get("meta") or {}).get("tag") or []]
@@ -341,7 +341,7 @@ def _names(refs: list[dict], index: dict[str, dict]) -> tuple[list[str], str | N
         target = _resolve(ref, index) or {}
         kind = target.get("resourceType") or ref.get("type")
         if kind == "Organization":
-            facility = facility or target.get("name") or ref.get("display")
+            facility = facility or ref.get("display") or target.get("name")
         elif kind in (None, "Practitioner") and (name := _person_name(target, ref) or ref.get("display")):
             providers.append(name)
     return providers, facility

@@ -6,8 +6,9 @@ Names are compared after removing accents, case, titles (Dr., Prof.) and suffixe
 "Robert Chen, MD", "Dr Robert Chen"), and an initial only one full name of the chart fits ("Dr. R. Chen" when
 Robert is the only Chen with an R). Suggested, for the user to decide: other names whose surnames match and
 whose given names agree as far as both are known ("R. Chen" when there are a Robert and a Rachel Chen). A
-`merge` entry records the user's decision (same / different), which overrides the automatic grouping, and a
-decided pair is not suggested again.
+`merge` entry records the user's decision (same / different; without `of`, or `of: professional`), which
+overrides the automatic grouping, and a decided pair is not suggested again: mar/identity.py applies them, as
+it does facilities' (mar/facilities.py).
 
 The groups are applied wherever names are compared or shown, all through `of_chart` (a chart's names and its
 merges): the chronology's provider filter and its listed providers, the FHIR export (one Practitioner per
@@ -17,19 +18,18 @@ the witnesses and people compared side by side in statements.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
 
 from medvault.auth.sessions import Session
+from medvault.mar import identity
 from medvault.mar.chart import Chart, ChartRecord, Desk
-from medvault.mar.entries import ChartError
+from medvault.mar.identity import clean
 
 TITLES = {"dr", "doctor", "prof", "professor", "mr", "mrs", "ms", "miss", "mx", "sir", "dame"}
 TITLES |= {"officer", "ofc", "sgt", "sergeant", "det", "detective", "constable", "deputy", "trooper", "nurse"}
-KINDS = ("occurrence", "proposal", "merge")  # the entries that name professionals or decide who is who
 PROFESSIONS = {
     "md": "physician",
     "do": "physician",
@@ -121,18 +121,14 @@ def same_person(a: str, b: str) -> bool:
     return first_a[0] == first_b[0]
 
 
-def _clean(name: str) -> str:
-    return " ".join(name.split())
-
-
 def directory(chart: Chart, desk: Desk) -> dict:
     people: dict[str, dict] = {}
 
     def person(name: str) -> dict:
-        key = _clean(name).casefold()
+        key = clean(name).casefold()
         if key not in people:
             people[key] = {
-                "name": _clean(name),
+                "name": clean(name),
                 "profession": parse(name)[1],
                 "registered": False,
                 "facilities": set(),
@@ -164,8 +160,8 @@ def directory(chart: Chart, desk: Desk) -> dict:
         p["profession"] = specialist["profession"] or p["profession"]
         p["entries"] += [e["id"] for e in entries if e["author"] == specialist["name"]]
 
-    decided, same, canonical = _decisions(entries)
-    groups = _union(list(people), same + _automatic({k: p["name"] for k, p in people.items()}, decided))
+    decided, same, canonical = identity.decisions(identity.merges_of(entries, "professional"))
+    groups = identity.union(list(people), same + _automatic({k: p["name"] for k, p in people.items()}, decided))
     listing = []
     for members in groups:
         members.sort(key=lambda m: (m not in canonical, m))  # the name the user chose comes first
@@ -211,14 +207,8 @@ def _automatic(names: dict[str, str], decided: set[frozenset]) -> list[tuple[str
 
 def identities(names: list[str], entries: list[dict]) -> dict[str, str]:
     """Each name (spacing and case folded) → the name of the person it is, after automatic grouping and the
-    `merge` entries among `entries`; a name in no group maps to itself."""
-    people = {_clean(n).casefold(): _clean(n) for n in names if n and n.strip()}
-    decided, same, canonical = _decisions(entries)
-    mapping = {}
-    for members in _union(list(people), same + _automatic(people, decided)):
-        members.sort(key=lambda m: (m not in canonical, m))
-        mapping.update({m: people[members[0]] for m in members})
-    return mapping
+    professionals' `merge` entries among `entries`; a name in no group maps to itself."""
+    return identity.identities(names, identity.merges_of(entries, "professional"), _automatic)
 
 
 def of_chart(entries: list[dict], records: Iterable[ChartRecord] = (), names: Iterable[str] = ()) -> dict[str, str]:
@@ -228,59 +218,10 @@ def of_chart(entries: list[dict], records: Iterable[ChartRecord] = (), names: It
     named = [n for e in entries if e["kind"] == "occurrence" for n in e["data"].get("providers", [])]
     named += [n for e in entries if e["kind"] == "proposal" for n in e["data"]["fields"].get("providers", [])]
     named += [n for r in records for n in r.metadata.get("provider") or []]
-    return identities([*named, *names], [e for e in entries if e["kind"] == "merge"])
+    return identities([*named, *names], entries)
 
 
 def for_search(chart: Chart, session: Session) -> Callable[[str, list[str]], Callable[[str], str]]:
     """`people(patient_id, names)` for a search: who each of `names` is (the providers of that patient's records
-    in the reader's index, and the filter's) in that patient's chart. A chart the reader cannot open (not opened
-    by the patient yet) has no merges to read: its names keep only the automatic grouping."""
-
-    def people(patient_id: str, names: list[str]) -> Callable[[str], str]:
-        try:
-            desk = chart.desk_for_patient_id(session, patient_id)
-        except ChartError:
-            return functools.partial(identify, identities(names, []))
-        entries = [e for e in chart.entries(desk, kinds=KINDS) if "data" in e]
-        return functools.partial(identify, of_chart(entries, names=names))
-
-    return people
-
-
-def identify(mapping: dict[str, str], name: str) -> str:
-    """The person's name for `name` under `identities` (itself when unknown)."""
-    return mapping.get(_clean(name).casefold(), _clean(name))
-
-
-def _decisions(entries: list[dict]) -> tuple[set[frozenset], list[tuple[str, str]], set[str]]:
-    """Pairs the user decided on (either way), the pairs decided to be one person (latest decision wins), and
-    the names chosen as canonical."""
-    latest: dict[frozenset, str] = {}
-    canonical: set[str] = set()
-    for entry in entries:
-        if entry["kind"] == "merge" and entry["signature_valid"]:
-            names = [_clean(n).casefold() for n in entry["data"]["names"]]
-            for a, b in itertools.combinations(names, 2):
-                latest[frozenset((a, b))] = entry["data"]["decision"]
-            if entry["data"]["decision"] == "same" and entry["data"].get("canonical"):
-                canonical.add(_clean(entry["data"]["canonical"]).casefold())
-    same = [tuple(sorted(pair)) for pair, decision in latest.items() if decision == "same" and len(pair) == 2]
-    return set(latest), same, canonical
-
-
-def _union(keys: list[str], pairs: list[tuple[str, str]]) -> list[list[str]]:
-    parent = {k: k for k in keys}
-
-    def find(k: str) -> str:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    for a, b in pairs:
-        if a in parent and b in parent:
-            parent[find(a)] = find(b)
-    groups: dict[str, list[str]] = {}
-    for k in keys:
-        groups.setdefault(find(k), []).append(k)
-    return list(groups.values())
+    in the reader's index, and the filter's) in that patient's chart (identity.for_search)."""
+    return identity.for_search(of_chart, chart, session)

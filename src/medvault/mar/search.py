@@ -9,10 +9,11 @@ are always filtered by the live set of usable keys, so a deleted record or a rev
 Confidentiality: `very-restricted` records are found by their owner, and by a specialist only when the
 patient shared that record explicitly (a share of chosen records), never through a chart share.
 
-Professionals: given `people` (professionals.for_search), the provider filter finds a record under any name of
-the person, and groups by provider count each person once, as the chart each record belongs to decides (its
-automatic grouping and saved merges): a specialist's index spans several patients, and a merge in one chart
-changes nothing for another's records. Each chart is asked once per search, only for those two uses.
+Professionals and facilities: given `identities` (professionals.for_search for `provider`, facilities.for_search
+for `facility`), the filter finds a record under any name of the person or place, and groups count each once,
+as the chart each record belongs to decides (its automatic grouping and saved merges): a specialist's index
+spans several patients, and a merge in one chart changes nothing for another's records. Each chart is asked
+once per search and field, only for those two uses.
 """
 
 from __future__ import annotations
@@ -355,25 +356,25 @@ class ReaderIndex:
 
     # The query itself.
 
-    def by_chart(self) -> dict[str, dict[object, set[int]]]:
-        """Each chart's (its patient's) providers, with the visible rows naming them; `derived["owners"]` (record
-        id -> patient) is set by the search first."""
-        if "by_chart" not in self.derived:
-            index, _ = self.postings("provider")
+    def by_chart(self, name: str) -> dict[str, dict[object, set[int]]]:
+        """Each chart's (its patient's) values of field `name`, with the visible rows naming them;
+        `derived["owners"]` (record id -> patient) is set by the search first."""
+        if ("by_chart", name) not in self.derived:
+            index, _ = self.postings(name)
             ids, owners = self.cols["id"], self.derived["owners"]
             charts: dict[str, dict[object, set[int]]] = {}
             for value, rows in index.items():
                 for i in rows & self.visible:
                     charts.setdefault(owners.get(ids[i], ""), {}).setdefault(value, set()).add(i)
-            self.derived["by_chart"] = charts
-        return self.derived["by_chart"]
+            self.derived["by_chart", name] = charts
+        return self.derived["by_chart", name]
 
-    def persons(self, who: Who) -> dict[tuple[str, str], tuple[str, set[int]]]:
-        """(patient, a person of their chart, normalised) -> their name and the visible rows naming them; `who`
-        says, per patient, who a name is in that chart (see `Search.search`)."""
-        _, shown = self.postings("provider")
+    def persons(self, name: str, who: Who) -> dict[tuple[str, str], tuple[str, set[int]]]:
+        """(patient, a person or place of their chart, normalised) -> its name and the visible rows naming it in
+        field `name`; `who` says, per patient, who a name is in that chart (see `Search.search`)."""
+        _, shown = self.postings(name)
         found: dict[tuple[str, str], tuple[str, set[int]]] = {}
-        for patient, named in self.by_chart().items():
+        for patient, named in self.by_chart(name).items():
             spelled = {normalise(shown[v]) for v in named}
             for value, rows in named.items():
                 person = who[patient](shown[value])
@@ -381,13 +382,13 @@ class ReaderIndex:
                 found.setdefault((patient, normalise(person)), (label, set()))[1].update(rows)
         return found
 
-    def matching(self, query: Query, who: Who | None = None) -> set[int]:
+    def matching(self, query: Query, whos: dict[str, Who] | None = None) -> set[int]:
         sets: list[set[int]] = [self.visible]
         for name, values in query.fields.items():
             index, _ = self.postings(name)
             found = set().union(*(index.get(v, ()) for v in values))
-            if name == "provider" and who is not None:  # and under the person's other names, chart by chart
-                persons = self.persons(who)
+            if (who := (whos or {}).get(name)) is not None:  # and under the other names, chart by chart
+                persons = self.persons(name, who)
                 for key in {(p, normalise(one(v))) for p, one in who.items() for v in values} & persons.keys():
                     found |= persons[key][1]
             sets.append(found)
@@ -447,9 +448,9 @@ class ReaderIndex:
 
     def groups(self, name: str, matches: set[int], who: Who | None = None) -> dict[str, int]:
         index, shown = self.postings(name)
-        if name == "provider" and who is not None:  # one group per person, named as their chart names them
+        if who is not None:  # one group per person or place, named as their chart names them
             index, shown = {}, {}
-            for (_, key), (person, rows) in self.persons(who).items():
+            for (_, key), (person, rows) in self.persons(name, who).items():
                 index.setdefault(key, set()).update(rows)
                 shown.setdefault(key, person)
         counts = {shown[v]: len(rows & matches) for v, rows in index.items()}  # CPython walks the smaller set
@@ -676,17 +677,19 @@ class Search:
             pos, visible = entry.pos, entry.visible
             return entry.items(pos[rid] for rid in record_ids if pos.get(rid) in visible)
 
-    def search(self, session: Session, data: dict, people: People | None = None) -> dict:
+    def search(self, session: Session, data: dict, identities: dict[str, People] | None = None) -> dict:
         query = parse_query(data)
         after = self._open_cursor(query, session) if query.cursor else None
         self.sweep()
         entry = self._entry(session)
         with entry.lock:
             self.refresh(entry, session)
-            who = None
-            if people is not None and ("provider" in query.fields or query.group == "provider"):
-                who = self._who(entry, people, query.fields.get("provider", []))
-            matches = entry.matching(query, who)
+            whos = {
+                name: self._who(entry, name, people, query.fields.get(name, []))
+                for name, people in (identities or {}).items()
+                if name in query.fields or query.group == name
+            }
+            matches = entry.matching(query, whos)
             chosen, next_key = entry.page(query, matches, after)
             result = {
                 "items": self._vault.mark_superseded([entry.item(i) for i in chosen]),
@@ -694,11 +697,12 @@ class Search:
                 "total": len(matches),
             }
             if query.group is not None:
-                result["groups"] = entry.groups(query.group, matches, who)
+                result["groups"] = entry.groups(query.group, matches, whos.get(query.group))
         return result
 
-    def _who(self, entry: ReaderIndex, people: People, named: list[str]) -> Who:
-        """Per patient whose records the index holds: who a provider's name (or a filter's) is in their chart."""
+    def _who(self, entry: ReaderIndex, name: str, people: People, named: list[str]) -> Who:
+        """Per patient whose records the index holds: who a name in field `name` (or a filter's) is in their
+        chart."""
         if "owners" not in entry.derived:
             with self._engine.connect() as conn:
                 owned = select(records.c.id, records.c.owner_id).join(
@@ -706,8 +710,8 @@ class Search:
                 )
                 mine = owned.where(record_keys.c.reader_id == entry.user_id)
                 entry.derived["owners"] = dict(conn.execute(mine).all())
-        _, shown = entry.postings("provider")
-        return {p: people(p, [*(shown[v] for v in values), *named]) for p, values in entry.by_chart().items()}
+        _, shown = entry.postings(name)
+        return {p: people(p, [*(shown[v] for v in values), *named]) for p, values in entry.by_chart(name).items()}
 
     # Cursors: sealed under a server subkey and bound to the user and to this query.
 

@@ -20,7 +20,7 @@ import functools
 import itertools
 import re
 
-from medvault.mar import professionals
+from medvault.mar import identity, professionals
 from medvault.mar.chart import Chart, Desk
 from medvault.mar.entries import ChartError, canonical_id
 from medvault.mar.statementfacts import names, side_by_side
@@ -64,7 +64,7 @@ def compare(chart: Chart, desk: Desk, ids: object) -> dict:
     texts = {i: found[i]["data"]["text"] for i in wanted}
     witnesses = {i: found[i]["data"]["witness"] for i in wanted}
     named = [*witnesses.values(), *(n for text in texts.values() for n in names(text))]
-    who = functools.partial(professionals.identify, professionals.of_chart(every, chart.records(desk), named))
+    who = functools.partial(identity.identify, professionals.of_chart(every, chart.records(desk), named))
     return {
         "statements": [found[i] for i in wanted],
         "witnesses": {i: who(w) for i, w in witnesses.items()},

@@ -1,7 +1,8 @@
 """Chart workspace pages: the chronology (split around an incident, gaps, candidates, CSV, PDF), occurrences and
 annotations, witness statements compared word by word with agreement/contradiction marks, the standards-of-care
-checklist and the professionals with merge suggestions; injuries, the chart's annotations, and each entry on a
-page of its own with its citations and everything linked to it (how entries are shown: web/entryview.py).
+checklist, the professionals and the facilities with merge suggestions; injuries, the chart's annotations, and
+each entry on a page of its own with its citations and everything linked to it (how entries are shown:
+web/entryview.py).
 
 The patient's own chart is under `/chart`; a specialist works on a shared one under
 `/patients/{username}/chart`. Every form posts a CSRF token and calls the chart services the JSON API calls;
@@ -19,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from medvault.mar import chronology as chrono
-from medvault.mar import professionals, recordtext, statements
+from medvault.mar import facilities, professionals, recordtext, statements
 from medvault.mar.entries import OCCURRENCE_TYPES, STATUSES, ChartError, canonical_id
 from medvault.web import entryview
 from medvault.web.charts import chronology_file
@@ -370,34 +371,52 @@ async def standard_add_page(request: Request) -> Response:
     return RedirectResponse(f"{chart_base(desk)}/standards?done=added", 303)
 
 
-# --- professionals ----------------------------------------------------------------------------------------------
+# --- professionals and facilities ------------------------------------------------------------------------------
+
+# Each directory lists who or what a chart names and suggests spellings of one; a decision is a `merge` entry.
+_DIRECTORIES = {
+    "professionals": (professionals.directory, "chart_professionals.html", None),
+    "facilities": (facilities.directory, "chart_facilities.html", "facility"),
+}
 
 
-async def _professionals_page(request: Request, chart, desk, status: int = 200, **extra) -> Response:
-    result = await run_in_threadpool(professionals.directory, chart, desk)
+async def _directory_page(request: Request, chart, desk, what: str, status: int = 200, **extra) -> Response:
+    directory, template, _ = _DIRECTORIES[what]
+    result = await run_in_threadpool(directory, chart, desk)
     _viewed(request, chart, desk)
-    return render(request, "chart_professionals.html", status, desk=desk, base=chart_base(desk), result=result, **extra)
+    return render(request, template, status, desk=desk, base=chart_base(desk), result=result, **extra)
 
 
-@_chart_errors
-async def professionals_page(request: Request) -> Response:
-    _, chart, desk = await _desk(request)
-    notice = "Decision recorded." if request.query_params.get("done") == "merged" else None
-    return await _professionals_page(request, chart, desk, notice=notice)
+def _directory_handlers(what: str):
+    """The page of one directory and its merge form's handler."""
+    of = _DIRECTORIES[what][2]  # the merge entry's `of`: none for professionals, as before facilities had one
+
+    @_chart_errors
+    async def page(request: Request) -> Response:
+        _, chart, desk = await _desk(request)
+        notice = "Decision recorded." if request.query_params.get("done") == "merged" else None
+        return await _directory_page(request, chart, desk, what, notice=notice)
+
+    @_chart_errors
+    async def merge(request: Request) -> Response:
+        session, chart, desk = await _desk(request)
+        form = await _form(request, session)
+        data: dict = {"names": form.all("names"), "decision": form.get("decision"), "citations": []}
+        if form.get("decision") == "same" and form.all("names"):
+            data["canonical"] = form.all("names")[-1]
+        if of:
+            data["of"] = of
+        try:
+            await run_in_threadpool(chart.add, desk, "merge", data, client_ip(request.scope))
+        except ChartError as exc:
+            return await _directory_page(request, chart, desk, what, exc.status, error=str(exc))
+        return RedirectResponse(f"{chart_base(desk)}/{what}?done=merged", 303)
+
+    return page, merge
 
 
-@_chart_errors
-async def merge_page(request: Request) -> Response:
-    session, chart, desk = await _desk(request)
-    form = await _form(request, session)
-    data: dict = {"names": form.all("names"), "decision": form.get("decision"), "citations": []}
-    if form.get("decision") == "same" and form.all("names"):
-        data["canonical"] = form.all("names")[-1]
-    try:
-        await run_in_threadpool(chart.add, desk, "merge", data, client_ip(request.scope))
-    except ChartError as exc:
-        return await _professionals_page(request, chart, desk, exc.status, error=str(exc))
-    return RedirectResponse(f"{chart_base(desk)}/professionals?done=merged", 303)
+professionals_page, merge_page = _directory_handlers("professionals")
+facilities_page, facility_merge_page = _directory_handlers("facilities")
 
 
 # --- one entry and what is linked to it; injuries; annotations ------------------------------------------------
@@ -516,6 +535,8 @@ def _routes(prefix: str) -> list[Route]:
         Route(f"{prefix}/standards/add", standard_add_page, methods=["POST"]),
         Route(f"{prefix}/professionals", professionals_page),
         Route(f"{prefix}/professionals/merge", merge_page, methods=["POST"]),
+        Route(f"{prefix}/facilities", facilities_page),
+        Route(f"{prefix}/facilities/merge", facility_merge_page, methods=["POST"]),
         Route(f"{prefix}/entries/{{id}}", entry_page),
         Route(f"{prefix}/injuries", injuries_page),
         Route(f"{prefix}/injuries/add", injury_add_page, methods=["POST"]),

@@ -1,6 +1,6 @@
 """Chart workspace API: entries (occurrences, injuries, statements, marks, standards, annotations, merge
 decisions), proposals read from the records (read, list, accept, reject), the chronology (JSON, CSV and PDF),
-statement comparison, the standards checklist and professionals.
+statement comparison, the standards checklist, professionals and facilities.
 
 Everything that names a patient or a health detail travels in a JSON body, never in a URL; `patient` is a
 user name, or null / "me" for the caller's own chart. One entry is read (GET), replaced (PUT) or deleted
@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from medvault.mar import chronology as chrono
-from medvault.mar import chronopdf, professionals, proposals, statements
+from medvault.mar import chronopdf, facilities, professionals, proposals, statements
 from medvault.mar.entries import KINDS, ChartError, canonical_id
 from medvault.web.api import json_body
 from medvault.web.clientip import client_ip
@@ -221,14 +221,28 @@ async def professional_list(request: Request) -> Response:
     return await _read(request, set(), lambda c, d, _: professionals.directory(c, d))
 
 
-@_refusals
-async def professional_merge(request: Request) -> Response:
-    """The user's decision on names suggested as one person, kept as a signed `merge` entry."""
+async def _merge(request: Request, of: str | None) -> Response:
+    """The user's decision on names suggested as one, kept as a signed `merge` entry (`of` a facility's)."""
     fields = {"names", "decision", "canonical", "note", "citations"}
     chart, desk, data = await _open(request, fields, "decision")
-    body = {k: v for k, v in data.items() if k in fields}
+    body = {k: v for k, v in data.items() if k in fields} | ({"of": of} if of else {})
     entry = await run_in_threadpool(chart.add, desk, "merge", body, client_ip(request.scope))
     return JSONResponse(entry, 201)
+
+
+@_refusals
+async def professional_merge(request: Request) -> Response:
+    return await _merge(request, None)
+
+
+@_refusals
+async def facility_list(request: Request) -> Response:
+    return await _read(request, set(), lambda c, d, _: facilities.directory(c, d))
+
+
+@_refusals
+async def facility_merge(request: Request) -> Response:
+    return await _merge(request, "facility")
 
 
 routes = [
@@ -248,4 +262,6 @@ routes = [
     Route("/api/v1/charts/standards", standards, methods=["POST"]),
     Route("/api/v1/charts/professionals", professional_list, methods=["POST"]),
     Route("/api/v1/charts/professionals/merge", professional_merge, methods=["POST"]),
+    Route("/api/v1/charts/facilities", facility_list, methods=["POST"]),
+    Route("/api/v1/charts/facilities/merge", facility_merge, methods=["POST"]),
 ]

@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from medvault.auth import InvalidCredentials
 from medvault.auth.sessions import Session
-from medvault.mar import fhirreview, professionals
+from medvault.mar import facilities, fhirreview, professionals
 from medvault.mar.duplicates import duplicate_key
 from medvault.mar.entries import ChartError
 from medvault.mar.exports import ExportBusy, ToolMissing, base64_chunks
@@ -116,9 +116,12 @@ def _patient(request: Request, session: Session) -> Person:
     return patient
 
 
-def review_for(request: Request, session: Session, patient: Person) -> tuple[list[Authored], dict[str, str]]:
+def review_for(
+    request: Request, session: Session, patient: Person
+) -> tuple[list[Authored], dict[str, str], dict[str, str]]:
     """The chart's entries for the export (occurrences and the review, each with its signed form and author),
-    and who is who among the professionals (professionals.of_chart: saved merges, automatic groups).
+    and who is who among the professionals and the facilities (professionals.of_chart, facilities.of_chart:
+    saved merges, automatic groups).
 
     Only entries that open and verify are exported. A specialist whose patient has not opened the chart yet
     (no chart key for them: 409 from the chart) gets the records without entries.
@@ -129,7 +132,7 @@ def review_for(request: Request, session: Session, patient: Person) -> tuple[lis
         desk = chart.desk_for_patient_id(session, patient.id)
     except ChartError as exc:
         if exc.status == 409:
-            return [], {}
+            return [], {}, {}
         raise HTTPException(exc.status, str(exc)) from None
     signed = chart.signed_entries(desk, ("occurrence", "merge", *fhirreview.REVIEW_KINDS))
     people: dict[str, Person] = {}
@@ -139,7 +142,8 @@ def review_for(request: Request, session: Session, patient: Person) -> tuple[lis
         if author_id not in people:
             people[author_id] = medvault.exports.person(author_id)
         authored.append(fhirreview.Authored(entry, form, people[author_id]))
-    return authored, professionals.of_chart([e for e, _ in signed], chart.records(desk))
+    entries, records = [e for e, _ in signed], chart.records(desk)
+    return authored, professionals.of_chart(entries, records), facilities.of_chart(entries, records)
 
 
 async def export_fhir(request: Request) -> Response:
@@ -148,9 +152,9 @@ async def export_fhir(request: Request) -> Response:
     exports = vault_of(request).exports
 
     def work() -> tuple[list[bytes], list[str]]:
-        authored, people = review_for(request, session, patient)
+        authored, people, places = review_for(request, session, patient)
         with exports.slot():
-            bundle, ids = exports.fhir_chart(session.user_id, session.keys, patient, authored, people)
+            bundle, ids = exports.fhir_chart(session.user_id, session.keys, patient, authored, people, places)
             return _json_pieces(bundle), ids
 
     pieces, ids = await _run(work)

@@ -139,6 +139,12 @@ OPENAPI = {
         "/api/v1/charts/professionals/merge": {
             "post": _op("Record a decision on names suggested as one person", "201", "application/json")
         },
+        "/api/v1/charts/facilities": {
+            "post": _op("Facilities in a chart, with suggestions of spellings of one", body="application/json")
+        },
+        "/api/v1/charts/facilities/merge": {
+            "post": _op("Record a decision on names suggested as one facility", "201", "application/json")
+        },
         "/api/v1/admin/users": {
             "get": _op("Accounts (administrators)"),
             "post": _op("Invite a person (administrators)", "201", "application/json"),

@@ -16,13 +16,13 @@ from starlette.routing import Route
 
 from medvault.auth import AuthError, InvalidCredentials, LoginBusy
 from medvault.guard.refusal import Refused
-from medvault.mar import professionals
 from medvault.vault import VaultError
 from medvault.web.api import store_upload
 from medvault.web.clientip import client_ip
 from medvault.web.content import content_response
 from medvault.web.entryview import card, chart_base, notes_on_record
 from medvault.web.login import log_in, recover_with_key
+from medvault.web.search import identities
 from medvault.web.security import (
     check_csrf,
     check_same_origin,
@@ -227,8 +227,8 @@ async def records_search_page(request: Request) -> Response:
             page = 2
     context = {"search": form, "sorts": SEARCH_SORTS, "page_sizes": SEARCH_PAGE_SIZES, "page": page}
     try:
-        people = professionals.for_search(medvault.chart, session)
-        result = await run_in_threadpool(medvault.search.search, session, body, people)
+        who = identities(medvault.chart, session)
+        result = await run_in_threadpool(medvault.search.search, session, body, who)
     except VaultError as exc:
         return render(request, "records_search.html", 400, error=str(exc), result=None, **context)
     return render(request, "records_search.html", result=result, **context)

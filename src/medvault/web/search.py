@@ -7,9 +7,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from medvault.mar import professionals
+from medvault.auth.sessions import Session
+from medvault.mar import facilities, professionals
+from medvault.mar.chart import Chart
+from medvault.mar.search import People
 from medvault.web.api import json_body
 from medvault.web.security import check_csrf, require_session, vault_of
+
+
+def identities(chart: Chart, session: Session) -> dict[str, People]:
+    """Who is who for the search's provider and facility filters and groups, each record under its own chart."""
+    return {"provider": professionals.for_search(chart, session), "facility": facilities.for_search(chart, session)}
 
 
 async def search(request: Request) -> Response:
@@ -18,8 +26,8 @@ async def search(request: Request) -> Response:
     check_csrf(request, session)  # no state changes, but a cross-site page must not make us do the work
     data = await json_body(request)
     medvault = vault_of(request)
-    people = professionals.for_search(medvault.chart, session)
-    result = await run_in_threadpool(medvault.search.search, session, data, people)
+    who = identities(medvault.chart, session)
+    result = await run_in_threadpool(medvault.search.search, session, data, who)
     return JSONResponse(result)
 
 
