@@ -133,6 +133,7 @@ def test_without_dejavu_the_core_font_replaces_what_it_cannot_show(monkeypatch, 
         "author": "p",
         "signature_valid": True,
         "data": {"type": "note", "date": "2024-01-01", "description": "Zürich – 東京", "citations": []},
+        "identities": {"facility": None, "providers": []},
     }
     result = {"patient": "p", "gap_days": 30, "occurrences": [item], "gaps": [], "candidates": []}
     text = _text(chronopdf.to_pdf(result, {}, dt.datetime(2025, 1, 2, tzinfo=dt.UTC)))

@@ -5,6 +5,11 @@ only) and the statements compared."""
 
 from __future__ import annotations
 
+import csv
+import io
+
+from pypdf import PdfReader
+
 from medvault.mar import facilities
 from medvault.mar.identity import identify
 from medvault.mar.professionals import identities
@@ -304,3 +309,41 @@ def test_the_facilities_page_suggests_and_its_form_merges(server):
     assert saved.status_code == 303 and saved.headers["location"] == "/chart/facilities?done=merged"
     assert _at(pat, "Saint Marys Hospital") == set(made.values())
     assert 'id="no-suggestions"' in pat.get("/chart/facilities", headers=html).text
+
+
+def test_exports_and_result_rows_print_the_identity_beside_the_spelling_as_written(server):
+    """After a facility merge and with a professional's spellings grouped, the chronology's CSV, PDF and page
+    and the search's result rows print each identity's name, with the spelling as written beside it where it
+    differs; the signed entry keeps its own words."""
+    pat = server.account("facilityshown")["client"]
+    made = _chart_at(pat, FACILITY_RECORDS[:3])
+    merge = {"names": ["St. Mary's Medical Center", "Saint Marys Hospital"], "decision": "same", "of": "facility"}
+    add_entry(pat, "merge", {**merge, "canonical": "Saint Marys Hospital"})
+    data = {"type": "test-result", "date": "2024-03-16", "facility": "St. Mary's Medical Center"}
+    entry = add_entry(pat, "occurrence", {**data, "providers": ["Dr. R. Chen", "Robert Chen MD"]})
+    written = "Saint Marys Hospital (as written: St. Mary's Medical Center)"
+    chrono = pat.post("/api/v1/charts/chronology", json={}).json()
+    [shown] = chrono["occurrences"]
+    assert shown["id"] == entry and shown["data"]["facility"] == "St. Mary's Medical Center"
+    assert shown["identities"]["facility"] == "Saint Marys Hospital"
+    assert len(set(shown["identities"]["providers"])) == 1, "two spellings of Robert Chen are one person"
+    person = shown["identities"]["providers"][0]
+    expected = [p if p == person else f"{person} (as written: {p})" for p in shown["data"]["providers"]]
+    assert sum(p == person for p in shown["data"]["providers"]) == 1
+    row = next(csv.DictReader(io.StringIO(pat.post("/api/v1/charts/chronology.csv", json={}).text)))
+    assert row["facility"] == written and row["providers"] == "; ".join(expected)
+    pdf = PdfReader(io.BytesIO(pat.post("/api/v1/charts/chronology.pdf", json={}).content))
+    text = " ".join(" ".join(page.extract_text().split()) for page in pdf.pages)
+    assert "Saint Marys Hospital (as written: St. Mary's Medical Center)" in text
+    page = pat.get("/chart", headers={"accept": "text/html"}).text
+    assert "Saint Marys Hospital (as written: St. Mary&#39;s Medical Center)" in page
+    assert "Saint Marys Hospital (as written: St. Mary&#39;s Hosp.)" in page, "a candidate record's spelling too"
+    items = pat.post("/api/v1/records/search", json={"facility": "Saint Marys Hospital"}).json()["items"]
+    assert {i["id"]: i["identities"]["facility"] for i in items} == dict.fromkeys(made.values(), "Saint Marys Hospital")
+    html = pat.post(
+        "/records/search",
+        data={"csrf_token": pat.headers["X-CSRF-Token"], "facility": "Saint Marys Hospital"},
+        headers={"accept": "text/html"},
+    ).text
+    assert "<td>Saint Marys Hospital (as written: St. Mary&#39;s Medical Center)</td>" in html
+    assert "<td>Saint Marys Hospital</td>" in html, "the canonical spelling is printed once"

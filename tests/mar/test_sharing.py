@@ -71,6 +71,21 @@ def test_chart_share_covers_future_records_in_its_slice(people):
     assert nurse.get(f"/api/v1/records/{later}/content").content == b"d"
 
 
+def test_chart_share_facility_is_the_name_in_any_spelling_and_nothing_wider(people):
+    """"Only St. Mary's Hospital" covers the records spelling that name otherwise (Saint, Hosp., no
+    apostrophe, case), now and later, but not another site of the same name nor another kind of place."""
+    pat, nurse = people["pat"]["client"], people["nurse"]["client"]
+    spelled = {"St. Mary's Hospital": b"a", "SAINT MARYS HOSP.": b"b"}
+    other = {"St. Mary's Hospital, Shelbyville": b"c", "St. Mary's Medical Center": b"d", "St. Mary": b"e"}
+    ids = {n: upload(pat, body, "r.txt", {"facility": n}).json()["id"] for n, body in (spelled | other).items()}
+    share = pat.post("/api/v1/shares", json={"specialist": "nurse", "chart": True, "facility": "Saint Mary's Hospital"})
+    assert share.status_code == 201 and share.json()["records"] == 2, share.text
+    later = upload(pat, b"f", "f.txt", {"facility": "st marys hospital"}).json()["id"]
+    seen = _ids(nurse)
+    assert {ids[n] for n in spelled} | {later} <= seen
+    assert not {ids[n] for n in other} & seen
+
+
 def test_expired_share_stops_at_once(people):
     """A share past its expiry no longer opens anything."""
     pat, dr = people["pat"]["client"], people["drsmith"]["client"]

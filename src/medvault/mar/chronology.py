@@ -15,6 +15,11 @@ candidate, proposal or undated row per document, the kept record preferred; of o
 type, description and the documents they cite, the one citing the kept record. Whatever is shown names the
 document's other records in `also` ("also as …" in the CSV and PDF). A decision naming a record the reader
 cannot read changes nothing for that reader. A rejected suggestion is no decision and changes nothing.
+
+Each item shown names, in `identities`, who its providers and facility are (mar/professionals.py,
+mar/facilities.py: automatic grouping and saved merges); the page, the CSV and the PDF print that name, with the
+record's own spelling beside it where it differs (`shown`), so a merge changes what every export says while
+the signed entry keeps what was written.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections import defaultdict
 from medvault.mar import facilities, professionals, quotes
 from medvault.mar.chart import Chart, Desk
 from medvault.mar.entries import OCCURRENCE_TYPES, ChartError, check_date, first_day, last_day
-from medvault.mar.identity import KINDS, identify
+from medvault.mar.identity import KINDS, as_written, identify
 
 FIELDS = {"patient", "types", "provider", "facility", "from", "to", "incident", "gap_days"}
 
@@ -80,6 +85,19 @@ class Query:
 
     def _place(self, facility: str | None) -> str:
         return _fold(identify(self.places, facility or ""))
+
+    def identities(self, named: dict) -> dict:
+        """Who the `facility` and `providers` that `named` spells are, under the chart's identities."""
+        facility = named.get("facility")
+        return {
+            "facility": identify(self.places, facility) if facility else None,
+            "providers": [identify(self.people, p) for p in named.get("providers") or []],
+        }
+
+
+def shown(item: dict, field: str) -> str:
+    """The item's `facility` or `providers` as printed (identity.as_written)."""
+    return as_written(item.get("data", item).get(field), item["identities"][field])
 
 
 def _sort_key(item: dict) -> tuple:
@@ -175,7 +193,7 @@ def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
         and query.matches(e["data"]["date"], e["data"].get("facility"), e["data"].get("providers", []))
     ]
     occurrences.sort(key=_sort_key)
-    occurrences = docs.occurrences(occurrences)
+    occurrences = [{**e, "identities": query.identities(e["data"])} for e in docs.occurrences(occurrences)]
     result: dict = {"patient": desk.patient, "gap_days": query.gap_days}
     if query.incident:
         result["incident"] = query.incident.isoformat()
@@ -187,8 +205,10 @@ def chronology(chart: Chart, desk: Desk, body: dict) -> dict:
     else:
         result["occurrences"] = occurrences
     proposed_records = docs.widen({p["data"]["record"] for p in mine})
-    result["proposed"] = docs.once(_proposed(query, [p for p in mine if p["data"]["status"] == "open"]), _record)
-    result["candidates"] = docs.once(_candidates(records, query, every, proposed_records, docs), _record)
+    proposed = docs.once(_proposed(query, [p for p in mine if p["data"]["status"] == "open"]), _record)
+    candidates = docs.once(_candidates(records, query, every, proposed_records, docs), _record)
+    result["proposed"] = [{**c, "identities": query.identities(c)} for c in proposed]
+    result["candidates"] = [{**c, "identities": query.identities(c)} for c in candidates]
     result["undated"] = docs.once(_undated(records, every, mine, docs), _record)
     care = [(e["data"]["date"], e["id"]) for e in occurrences]
     care += [(c["date"], c["record"]) for c in result["candidates"] + result["proposed"]]
@@ -311,8 +331,8 @@ def to_csv(result: dict) -> str:
                 d["date"],
                 "yes" if d.get("approximate") else "no",
                 d["type"],
-                d.get("facility"),
-                "; ".join(d.get("providers", [])),
+                shown(e, "facility"),
+                shown(e, "providers"),
                 d.get("description"),
                 cites,
                 "; ".join(a["title"] for a in e.get("also", [])),

@@ -23,6 +23,7 @@ from fpdf.fonts import FontFace
 
 from medvault.mar import quotes
 from medvault.mar.chart import Chart, Desk
+from medvault.mar.chronology import shown
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
@@ -98,8 +99,8 @@ def _occurrence_rows(doc: Document, table, item: dict, titles: dict[str, str]) -
         _date(item),
         item["data"]["type"],
         _description(item),
-        item["data"].get("facility") or "",
-        "; ".join(item["data"].get("providers", [])),
+        shown(item, "facility"),
+        shown(item, "providers"),
         _sources(item, titles),
     )
     pieces = [_pieces(doc, text, width) for text, (_, width) in zip(cells, COLUMNS, strict=True)]

@@ -34,13 +34,32 @@ def merges_of(entries: Iterable[dict], of: str) -> list[dict]:
 def identities(names: Iterable[str], merges: list[dict], automatic: Automatic) -> dict[str, str]:
     """Each name (spacing and case folded) → the name of the one it is, after `automatic` grouping and the
     decisions of `merges` (of one kind); a name in no group maps to itself."""
-    known = {clean(n).casefold(): clean(n) for n in names if n and n.strip()}
+    known: dict[str, str] = {}
+    for name in names:  # the first spelling given names the key: a chart's own before a filter's folded one
+        if name and name.strip():
+            known.setdefault(clean(name).casefold(), clean(name))
     decided, same, canonical = decisions(merges)
     mapping = {}
     for members in union(list(known), same + automatic(known, decided)):
         members.sort(key=lambda m: (m not in canonical, m))  # the name the user chose comes first
         mapping.update({m: known[members[0]] for m in members})
     return mapping
+
+
+def as_written(written: str | list[str] | None, names: str | list[str] | None) -> str:
+    """A facility (text) or providers (a list) as printed: each identity's name in `names`, with the spelling of
+    the record or entry in brackets where it is another ("Robert Chen MD (as written: Dr. R. Chen)"); without
+    `names` (not asked), the spellings alone."""
+    if not written:
+        return ""
+    spellings = [written] if isinstance(written, str) else list(written)
+    if not names:
+        return "; ".join(spellings)
+    names = [names] if isinstance(names, str) else list(names)
+    return "; ".join(
+        name if clean(name).casefold() == clean(spelling).casefold() else f"{name} (as written: {spelling})"
+        for spelling, name in zip(spellings, names, strict=True)
+    )
 
 
 def identify(mapping: dict[str, str], name: str) -> str:

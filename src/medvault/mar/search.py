@@ -13,7 +13,8 @@ Professionals and facilities: given `identities` (professionals.for_search for `
 for `facility`), the filter finds a record under any name of the person or place, and groups count each once,
 as the chart each record belongs to decides (its automatic grouping and saved merges): a specialist's index
 spans several patients, and a merge in one chart changes nothing for another's records. Each chart is asked
-once per search and field, only for those two uses.
+once per search and field, only for those two uses; the items then also name, in `identities`, who they
+name (the results page prints that name, with the record's spelling beside it where it differs).
 """
 
 from __future__ import annotations
@@ -457,6 +458,19 @@ class ReaderIndex:
         return {k: n for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n}
 
 
+def _identified(items: list[dict], whos: dict[str, Who], entry: ReaderIndex) -> list[dict]:
+    """Items naming, in `identities`, who their facility or providers are in their own chart, for the fields the
+    search filtered or grouped by (the only ones it asked the charts about)."""
+    owners = entry.derived.get("owners", {})
+    for item in items:
+        for name, who in whos.items():
+            person = who.get(owners.get(item["id"], ""))
+            if person is not None and item.get(name):
+                named = [person(v) for v in item[name]] if name == "provider" else person(item[name])
+                item.setdefault("identities", {})[name] = named
+    return items
+
+
 # ---------------------------------------------------------------------------------------------- the service
 
 
@@ -692,7 +706,7 @@ class Search:
             matches = entry.matching(query, whos)
             chosen, next_key = entry.page(query, matches, after)
             result = {
-                "items": self._vault.mark_superseded([entry.item(i) for i in chosen]),
+                "items": _identified(self._vault.mark_superseded([entry.item(i) for i in chosen]), whos, entry),
                 "next": self._seal_cursor(query, session, next_key) if next_key is not None else None,
                 "total": len(matches),
             }

@@ -23,6 +23,7 @@ from medvault.audit import AuditTrail
 from medvault.crypto.envelope import open_sealed_to, seal_to
 from medvault.crypto.keyring import PrivateKeys, PublicKeys
 from medvault.db.schema import record_keys, records, shares, users
+from medvault.mar import facilities
 from medvault.mar.chart import drop_expired, drop_for_share, wrap_for_share
 from medvault.vault import RecordNotFound, VaultError
 from medvault.vault.records import Vault
@@ -32,7 +33,11 @@ ACCESS = ("read", "annotate")
 
 @dataclass(frozen=True)
 class Scope:
-    """A slice of a chart: dates of service from/to (YYYY[-MM[-DD]]) and a facility, all optional."""
+    """A slice of a chart: dates of service from/to (YYYY[-MM[-DD]]) and a facility, all optional.
+
+    The facility covers a record that spells the same name in other words ("St. Mary's Hosp." for "Saint
+    Marys Hospital": facilities.words), never more: neither a place the name leaves out nor anyone's merge
+    widens what the patient chose to share."""
 
     date_from: str | None = None
     date_to: str | None = None
@@ -47,7 +52,10 @@ class Scope:
             return False
         if self.date_to and (date is None or _first_day(date) > _last_day(self.date_to)):
             return False
-        return not self.facility or (meta.get("facility") or "").casefold() == self.facility.casefold()
+        if not self.facility:
+            return True
+        wanted = facilities.words(self.facility)
+        return bool(wanted[0]) and facilities.words(meta.get("facility") or "") == wanted
 
 
 def _first_day(date: str) -> str:

@@ -162,6 +162,7 @@ async def _chronology_page(request: Request, session, chart, desk, form: Form | 
         request,
         "chart.html",
         status,
+        shown=chrono.shown,
         desk=desk,
         base=chart_base(desk),
         result=result,

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from medvault.auth import AuthError, InvalidCredentials, LoginBusy
 from medvault.guard.refusal import Refused
+from medvault.mar.identity import as_written
 from medvault.vault import VaultError
 from medvault.web.api import store_upload
 from medvault.web.clientip import client_ip
@@ -226,6 +227,7 @@ async def records_search_page(request: Request) -> Response:
         except ValueError:
             page = 2
     context = {"search": form, "sorts": SEARCH_SORTS, "page_sizes": SEARCH_PAGE_SIZES, "page": page}
+    context["as_written"] = as_written
     try:
         who = identities(medvault.chart, session)
         result = await run_in_threadpool(medvault.search.search, session, body, who)
