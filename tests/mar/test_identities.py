@@ -314,7 +314,7 @@ def test_the_facilities_page_suggests_and_its_form_merges(server):
 def test_exports_and_result_rows_print_the_identity_beside_the_spelling_as_written(server):
     """After a facility merge and with a professional's spellings grouped, the chronology's CSV, PDF and page
     and the search's result rows print each identity's name, with the spelling as written beside it where it
-    differs; the signed entry keeps its own words."""
+    differs; the signed entry keeps its own words; the professionals list names the facility once."""
     pat = server.account("facilityshown")["client"]
     made = _chart_at(pat, FACILITY_RECORDS[:3])
     merge = {"names": ["St. Mary's Medical Center", "Saint Marys Hospital"], "decision": "same", "of": "facility"}
@@ -347,3 +347,5 @@ def test_exports_and_result_rows_print_the_identity_beside_the_spelling_as_writt
     ).text
     assert "<td>Saint Marys Hospital (as written: St. Mary&#39;s Medical Center)</td>" in html
     assert "<td>Saint Marys Hospital</td>" in html, "the canonical spelling is printed once"
+    listed = pat.post("/api/v1/charts/professionals", json={}).json()["professionals"]
+    assert [p["facilities"] for p in listed if p["name"] == person] == [["Saint Marys Hospital"]]

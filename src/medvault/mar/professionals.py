@@ -24,7 +24,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 
 from medvault.auth.sessions import Session
-from medvault.mar import identity
+from medvault.mar import facilities, identity
 from medvault.mar.chart import Chart, ChartRecord, Desk
 from medvault.mar.identity import clean
 
@@ -137,7 +137,8 @@ def directory(chart: Chart, desk: Desk) -> dict:
             }
         return people[key]
 
-    for record in chart.records(desk):
+    records = chart.records(desk)
+    for record in records:
         meta = record.metadata
         for name in meta.get("provider") or []:
             if name.strip():
@@ -160,6 +161,7 @@ def directory(chart: Chart, desk: Desk) -> dict:
         p["profession"] = specialist["profession"] or p["profession"]
         p["entries"] += [e["id"] for e in entries if e["author"] == specialist["name"]]
 
+    places = facilities.of_chart(entries, records)  # each facility named once, as the chart's identities say
     decided, same, canonical = identity.decisions(identity.merges_of(entries, "professional"))
     groups = identity.union(list(people), same + _automatic({k: p["name"] for k, p in people.items()}, decided))
     listing = []
@@ -171,7 +173,7 @@ def directory(chart: Chart, desk: Desk) -> dict:
             "aliases": [people[m]["name"] for m in members[1:]],
             "profession": next((people[m]["profession"] for m in members if people[m]["profession"]), None),
             "registered": any(people[m]["registered"] for m in members),
-            "facilities": sorted({f for m in members for f in people[m]["facilities"]}),
+            "facilities": sorted({identity.identify(places, f) for m in members for f in people[m]["facilities"]}),
             "records": sorted({r for m in members for r in people[m]["records"]}),
             "entries": sorted({e for m in members for e in people[m]["entries"]}),
         }
