@@ -1,6 +1,7 @@
 """The chart workspace in a real browser, on the patient's own chart: candidates become occurrences, the
 chronology splits around an incident and highlights gaps, the CSV downloads through a form, annotations,
-witness statements compared word by word (escaped) and marked, and professionals with a merge suggestion."""
+witness statements compared word by word (escaped) and marked, professionals with a merge suggestion, and facilities
+merged on their page and shown by that name in the chronology."""
 
 from __future__ import annotations
 
@@ -180,3 +181,35 @@ def test_professionals_merge_and_phone(new_page, server, charter):
     sign_in(phone, server, "nadia", PASSWORD)
     phone.goto(f"{server.base}/chart")
     shot(phone, "phone-chart")
+
+
+def test_facilities_grouped_merged_and_shown_in_the_chronology(new_page, server):
+    """Two spellings of St. Mary's Hospital are one facility on the facilities page, the medical center only a
+    suggestion; confirming it makes the chronology's facility filter find all three records, each shown under
+    the facility's name with its own spelling beside it."""
+    person = server.account("farah", password=PASSWORD)
+    spellings = {"ED note": "St. Mary's Hosp.", "Discharge": "Saint Marys Hospital", "MRI": "St. Mary's Medical Center"}
+    for title, facility in spellings.items():
+        meta = {"title": title, "service_date": "2024-03-15", "facility": facility}
+        assert upload(person["client"], b"note", f"{title}.txt", meta, "text/plain").status_code == 201
+    page = new_page()
+    sign_in(page, server, "farah", PASSWORD)
+    page.goto(f"{server.base}/chart/facilities")
+    rows = page.locator("#facilities tbody tr")
+    assert rows.count() == 2
+    assert "St. Mary's Hosp." in page.locator("#facilities").inner_text()  # listed as the other spelling
+    suggested = "Same facility: Saint Marys Hospital and St. Mary's Medical Center"
+    shot(page, "chart-facilities")
+    page.get_by_role("button", name=suggested).click()
+    assert page.locator("#chart-notice").inner_text() == "Decision recorded."
+    assert page.locator("#no-suggestions").is_visible() and rows.count() == 1
+
+    page.goto(f"{server.base}/chart")
+    page.fill("#chrono-facility", "st marys hospital")
+    page.get_by_role("button", name="Show chronology").click()
+    candidates = page.locator("#candidates li")
+    assert candidates.count() == 3
+    text = page.locator("#candidates").inner_text()
+    for spelling in ("Saint Marys Hospital", "St. Mary's Hosp."):  # the form keeps the last name it lists
+        assert f"St. Mary's Medical Center (as written: {spelling})" in text
+    assert_friendly(page)
