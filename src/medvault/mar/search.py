@@ -6,6 +6,10 @@ reader's usable keys or index segments changed; only then does it re-read what c
 but not yet indexed (shared since, or uploaded by someone else) are opened once (HPKE) and added. Results
 are always filtered by the live set of usable keys, so a deleted record or a revoked share vanishes at once.
 
+By meaning: `similar` orders the matches by how close each record's words are in meaning to its text
+(mar/semantic.py: a small embedding model shipped with its weights), most similar first; the vectors live
+beside the decrypted index in memory only and are made once until its rows change.
+
 Confidentiality: `very-restricted` records are found by their owner, and by a specialist only when the
 patient shared that record explicitly (a share of chosen records), never through a chart share.
 
@@ -39,7 +43,7 @@ from medvault.crypto.envelope import canonical_json
 from medvault.crypto.keyring import open_sealed, seal
 from medvault.crypto.passwords import derive_subkey
 from medvault.db.schema import record_keys, records, sessions, shares
-from medvault.mar import recordtext
+from medvault.mar import recordtext, semantic
 from medvault.mar.index import (
     COLUMNS,
     JSON_COLUMNS,
@@ -60,8 +64,8 @@ from medvault.vault.records import Upload, Vault
 log = logging.getLogger("medvault")
 
 FIELDS = ("facility", "provider", "type", "category")
-SORTS = ("service_date", "uploaded", "title", "facility")
-KEYS = (*FIELDS, "from", "to", "q", "custom", "tags", "confidentiality", "sort", "group", "limit", "cursor")
+SORTS = ("service_date", "uploaded", "title", "facility", "relevance")
+KEYS = (*FIELDS, "from", "to", "q", "similar", "custom", "tags", "confidentiality", "sort", "group", "limit", "cursor")
 MAX_LIMIT = 200
 MAX_SESSIONS = 32
 MAX_CACHED_ROWS = 1_000_000
@@ -126,6 +130,7 @@ class Query:
     date_from: str | None = None
     date_to: str | None = None
     terms: list[str] = field(default_factory=list)
+    similar: str | None = None
     custom: dict[str, tuple] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     confidentiality: list[str] | None = None
@@ -161,6 +166,9 @@ def parse_query(data: dict) -> Query:
         if not isinstance(q, str) or len(q) > 1000:
             raise BadQuery("'q' must be text of at most 1000 characters")
         query.terms = words(q)[:20]
+    similar = data.get("similar")
+    if similar is not None and (not isinstance(similar, str) or not similar.strip() or len(similar) > 500):
+        raise BadQuery("'similar' must be text of 1 to 500 characters")
     custom = data.get("custom")
     if custom is not None:
         if not isinstance(custom, dict) or len(custom) > 20:
@@ -181,8 +189,11 @@ def parse_query(data: dict) -> Query:
         if not isinstance(levels, list) or not levels or not set(levels) <= set(CONFIDENTIALITY):
             raise BadQuery(f"'confidentiality' must be a list of {', '.join(CONFIDENTIALITY)}")
         query.confidentiality = sorted(set(levels))
-    sort = _field_name(data.get("sort", "-uploaded"), "sort", SORTS)
-    query.desc, query.sort = sort.startswith("-"), sort.removeprefix("-")
+    sort = _field_name(data.get("sort", "relevance" if similar else "-uploaded"), "sort", SORTS)
+    if (sort == "relevance") != bool(similar):
+        raise BadQuery("'similar' orders the results by meaning: give it with sort 'relevance' or no sort")
+    query.desc, query.sort = sort.startswith("-") or sort == "relevance", sort.removeprefix("-")
+    query.similar = " ".join(similar.split()) if similar else None
     if data.get("group") is not None:
         query.group = _field_name(data["group"], "group", FIELDS)
     limit = data.get("limit", 50)
@@ -320,7 +331,9 @@ class ReaderIndex:
         """What each row sorts by (None: no value)."""
         cache_key = ("values", name)
         if cache_key not in self.derived:
-            if name == "uploaded":
+            if name.startswith("relevance:"):
+                values = self.similarity(name.removeprefix("relevance:"))
+            elif name == "uploaded":
                 values = self.cols["up"]
             elif name == "service_date":
                 values = self.cols["sd"]
@@ -330,6 +343,15 @@ class ReaderIndex:
                 values = [None if v is None else normalise(v) for v in self.cols[{"title": "ti"}.get(name, "fa")]]
             self.derived[cache_key] = values
         return self.derived[cache_key]
+
+    def similarity(self, text: str) -> list[float]:
+        """Each row's similarity in meaning to `text` (mar/semantic.py); the rows' vectors are made once, and
+        only the latest query's order is kept."""
+        if "vectors" not in self.derived:
+            self.derived["vectors"] = semantic.vectors(self.cols["w"])
+        for key in [k for k in self.derived if isinstance(k, tuple) and str(k[1]).startswith("relevance:")]:
+            del self.derived[key]
+        return semantic.similarities(text, self.derived["vectors"])
 
     def order(self, name: str, desc: bool) -> tuple[list[int], list[int], Callable[[int], tuple]]:
         """Rows in ascending key order, each row's rank, and the key of a row: (flag, value, record id).
@@ -427,7 +449,8 @@ class ReaderIndex:
 
     def page(self, query: Query, matches: set[int], after: tuple | None) -> tuple[list[int], tuple | None]:
         """Up to `limit` rows strictly after the cursor's key in the query's order, and the next cursor key."""
-        order, rank, key = self.order(query.sort, query.desc)
+        sort = f"relevance:{query.similar}" if query.similar else query.sort
+        order, rank, key = self.order(sort, query.desc)
         want = query.limit + 1
         few = len(matches) * 8 < len(order)  # few matches: sort them rather than walk every row
         if query.desc:

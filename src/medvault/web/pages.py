@@ -180,7 +180,7 @@ async def records_page(request: Request) -> Response:
     )
 
 
-SEARCH_FIELDS = ("q", "facility", "provider", "type", "from", "to", "confidentiality")
+SEARCH_FIELDS = ("q", "similar", "facility", "provider", "type", "from", "to", "confidentiality")
 SEARCH_GROUPS = ("facility", "provider", "type", "category")
 SEARCH_SORTS = {
     "-uploaded": "Newest upload first",
@@ -203,6 +203,8 @@ def search_body(form: dict[str, str]) -> dict:
     if form.get("group") in SEARCH_GROUPS:
         body["group"] = form["group"]
     body["sort"] = form.get("sort") if form.get("sort") in SEARCH_SORTS else "-uploaded"
+    if body.get("similar"):  # a search by meaning is ordered by it
+        body["sort"] = "relevance"
     try:
         limit = int(form.get("limit", "25"))
     except ValueError:
