@@ -15,21 +15,25 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy and the model are imported on first use: a server never asked pays no memory for them
+    import numpy as np
 
 WORDS = 64
 
 
 @functools.cache
 def _model():
-    import wordllama  # imported on first use: a server that never searches by meaning pays nothing
+    import wordllama
 
     return wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
 
 
 def vectors(texts: list[str]) -> np.ndarray:
     """Unit vectors, one row per text; a text with no known token is the zero vector (similar to nothing)."""
+    import numpy as np
+
     if not texts:
         return np.zeros((0, 256), dtype=np.float32)
     texts = [" ".join(t.split(maxsplit=WORDS)[:WORDS]) for t in texts]

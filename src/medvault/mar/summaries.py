@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 
 from medvault.crypto.keyring import PrivateKeys
 from medvault.db.schema import records, shares, users
-from medvault.mar import quotes, recordtext, summarydoc, summarypdf
+from medvault.mar import quotes, recordtext, summarydoc
 from medvault.mar.entries import citations as clean_citations
 from medvault.vault import RecordNotFound, VaultError
 from medvault.vault.records import OpenRecord, Vault
@@ -79,6 +79,8 @@ class Summaries:
         with self._engine.connect() as conn:
             specialist = conn.execute(select(users.c.username).where(users.c.id == specialist_id)).scalar_one()
         titles = {rid: r.metadata.get("title") or r.metadata.get("filename") or rid for rid, r in cited.items()}
+        from medvault.mar import summarypdf  # fpdf2 (and numpy, which it imports) loads on the first PDF
+
         pdf = summarypdf.to_pdf(title, specialist, patient, dt.datetime.now(dt.UTC), markdown, cites, titles)
         source = self._vault.begin_upload(patient_id, max_bytes)
         copy = self._vault.begin_upload(patient_id, max_bytes)

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from medvault.mar import chronology as chrono
-from medvault.mar import chronopdf, facilities, professionals, proposals, statements
+from medvault.mar import facilities, professionals, proposals, statements
 from medvault.mar.entries import KINDS, ChartError, canonical_id
 from medvault.web.api import json_body
 from medvault.web.clientip import client_ip
@@ -177,6 +177,8 @@ async def chronology_file(kind: str, chart, desk, result: dict) -> Response:
     """The chronology as a `csv` or `pdf` download (the API and the chart page share it)."""
     if kind == "csv":
         return attachment(chrono.to_csv(result), "text/csv; charset=utf-8", "chronology.csv")
+    from medvault.mar import chronopdf  # fpdf2, and numpy that it imports when installed, load on the first PDF
+
     pdf = await run_in_threadpool(chronopdf.export, chart, desk, result)
     return attachment(pdf, "application/pdf", "chronology.pdf")
 
